@@ -1,0 +1,137 @@
+"""Settings, read once from the environment and an optional TOML file (MEMORY_ROUTER_CONFIG).
+
+Nothing here runs at import time: call `load_settings()`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_data_dir
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.errors import ConfigError
+from server.memory.records import MemoryLimits
+
+
+def default_store_url() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or user_data_dir(appauthor=False)
+    if os.environ.get("XDG_DATA_HOME"):
+        base = str(Path(base) / "memory-router")
+    else:
+        base = user_data_dir("memory-router", appauthor=False)
+    return f"surrealkv://{Path(base) / 'store'}"
+
+
+def default_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "default"
+
+
+class Alias(BaseModel):
+    """A name for a model, or for a chain of models tried in order on retryable failures."""
+
+    model: str
+    fallbacks: list[str] = Field(default_factory=list)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEMORY_ROUTER_", extra="ignore", populate_by_name=True)
+
+    # store
+    store: str = Field(default_factory=default_store_url)
+    store_username: str | None = None
+    store_password: SecretStr | None = None
+    store_namespace: str = "memory_router"
+    store_database: str = "main"
+
+    # who and which session
+    user: str = Field(default_factory=default_user)
+    session: str | None = None
+    session_ttl_seconds: float = 24 * 3600
+
+    # memory limits and preamble budget
+    max_key_chars: int = 256
+    max_value_bytes: int = 16 * 1024
+    max_memories: int = 100_000
+    preamble_max_chars: int = 4000
+    preamble_max_items: int = 50
+
+    # routing
+    default_model: str | None = None
+    max_internal_rounds: int = 8
+    request_timeout_seconds: float = 120.0
+    max_retries: int = 2
+
+    # providers (standard variable names)
+    anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str = Field(default="https://api.anthropic.com", validation_alias="ANTHROPIC_BASE_URL")
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str = Field(default="https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
+    gemini_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    )
+    gemini_base_url: str = Field(
+        default="https://generativelanguage.googleapis.com", validation_alias="GEMINI_BASE_URL"
+    )
+    ollama_host: str = Field(default="http://127.0.0.1:11434", validation_alias="OLLAMA_HOST")
+    ollama_api_key: SecretStr | None = Field(default=None, validation_alias="OLLAMA_API_KEY")
+
+    # HTTP transports
+    tokens_file: Path | None = None
+    allowed_hosts: str = ""
+    allowed_origins: str = ""
+    max_body_bytes: int = 4 * 1024 * 1024
+    rate_limit_per_minute: int | None = None
+
+    # from the TOML file
+    config: Path | None = None
+    aliases: dict[str, Alias] = Field(default_factory=dict)
+
+    @property
+    def limits(self) -> MemoryLimits:
+        return MemoryLimits(
+            max_key_chars=self.max_key_chars,
+            max_value_bytes=self.max_value_bytes,
+            max_records_per_owner=self.max_memories,
+        )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"MEMORY_ROUTER_CONFIG names {path}, which does not exist.") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"The config file {path} is not valid TOML: {e}") from None
+    # A top-level table of limits is accepted under [limits]; everything else is a setting.
+    limits = data.pop("limits", {})
+    aliases = data.pop("aliases", {})
+    flat = {**data, **limits}
+    flat["aliases"] = {
+        name: ({"model": value} if isinstance(value, str) else value) for name, value in aliases.items()
+    }
+    return flat
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (and the TOML file it names); explicit overrides win."""
+    try:
+        env_only = Settings()
+        file_values = _read_toml(env_only.config) if env_only.config else {}
+        # Environment beats the file: pass file values as defaults only for unset env vars.
+        merged = {k: v for k, v in file_values.items() if f"MEMORY_ROUTER_{k.upper()}" not in os.environ}
+        return Settings(**{**merged, **overrides})
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"Invalid configuration: {problems}") from None

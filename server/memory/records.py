@@ -1,0 +1,100 @@
+"""Memory records, who owns them, and the storage protocol every backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from server.errors import MemoryInputError
+
+
+class Scope(StrEnum):
+    USER = "user"
+    SESSION = "session"
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who a memory belongs to. User scope ignores `session`; session scope is bound to both."""
+
+    user: str
+    session: str
+
+
+class MemoryRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    handle: str
+    """Opaque, backend-defined; passing it back to `forget` removes exactly this entry."""
+    scope: Scope
+    key: str | None
+    content: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryLimits:
+    max_key_chars: int = 256
+    max_value_bytes: int = 16 * 1024
+    max_records_per_owner: int = 100_000
+    """Per user (user scope) or per session (session scope)."""
+
+
+def check_key(key: str, limits: MemoryLimits) -> None:
+    if not key:
+        raise MemoryInputError("The key must not be empty.")
+    if len(key) > limits.max_key_chars:
+        raise MemoryInputError(
+            f"The key is {len(key)} characters long; the limit is {limits.max_key_chars} "
+            "(MEMORY_ROUTER_MAX_KEY_CHARS). Use a shorter key."
+        )
+
+
+def check_value(content: str, limits: MemoryLimits) -> None:
+    size = len(content.encode("utf-8"))
+    if size > limits.max_value_bytes:
+        raise MemoryInputError(
+            f"The value is {size} bytes; the limit is {limits.max_value_bytes} bytes "
+            "(MEMORY_ROUTER_MAX_VALUE_BYTES). Record a shorter value or split it under several keys."
+        )
+
+
+class MemoryStorage(Protocol):
+    """What every memory backend offers. All methods are owner-checked: a handle or key of another
+    user or session behaves exactly like one that never existed.
+
+    Keyed records upsert on (user, scope, session, key); keyless records accumulate.
+    Session-scope records of a session idle longer than the configured TTL are never returned
+    and are removed.
+    """
+
+    async def put(self, owner: Owner, scope: Scope, content: str, key: str | None = None) -> MemoryRecord:
+        """Record `content`; with a key, replace whatever was under it. Validates limits."""
+        ...
+
+    async def get(self, owner: Owner, scope: Scope, key: str) -> MemoryRecord | None: ...
+
+    async def list(self, owner: Owner, scope: Scope, limit: int | None = None) -> Sequence[MemoryRecord]:
+        """Newest first (by `updated_at`)."""
+        ...
+
+    async def forget(self, owner: Owner, scope: Scope, handle: str) -> MemoryRecord | None:
+        """Remove the entry with this handle; return it, or None when there is none (for this owner)."""
+        ...
+
+    async def forget_key(self, owner: Owner, scope: Scope, key: str) -> MemoryRecord | None:
+        """Remove the entry under this key; return it, or None when there is none."""
+        ...
+
+    async def restore(self, owner: Owner, scope: Scope, record: MemoryRecord) -> MemoryRecord:
+        """Idempotent import: keyed records upsert on their key, keyless ones on their handle;
+        timestamps are kept."""
+        ...
+
+    async def aclose(self) -> None: ...
