@@ -84,6 +84,10 @@ class MemoryStorage(Protocol):
         """Newest first (by `updated_at`)."""
         ...
 
+    async def count(self, owner: Owner, scope: Scope) -> int:
+        """How many live records this owner has in this scope."""
+        ...
+
     async def forget(self, owner: Owner, scope: Scope, handle: str) -> MemoryRecord | None:
         """Remove the entry with this handle; return it, or None when there is none (for this owner)."""
         ...
