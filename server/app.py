@@ -1,0 +1,257 @@
+"""The MCP boundary: `build_server(settings)` returns the memory-router `MCPServer`.
+
+Only this module (and `subscriptions.py`, its helper) knows MCP. The lifespan owns the store and
+the shared HTTP client; tools and resources reach them through `ctx.request_context.lifespan_context`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import httpx
+from mcp import types
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.resources.templates import ResourceSecurity
+from pydantic import Field
+
+from server import __version__
+from server.config import Settings
+from server.errors import MemoryInputError
+from server.memory.preamble import PreambleBudget
+from server.memory.records import MemoryRecord, Owner, Scope
+from server.memory.service import MEMORY_TOOL_DESCRIPTION, MemoryService
+from server.memory.store import open_store
+from server.subscriptions import LegacySubscriptions, UserScopedBus, affected_uris
+
+logger = logging.getLogger(__name__)
+
+MAX_SESSION_ID_CHARS = 256
+
+INSTRUCTIONS = (
+    "memory-router remembers facts about the user across sessions and hosts, and routes completions "
+    "to any configured model provider. Record durable facts with the `memory` tool (scope `user`) and "
+    "working notes with scope `session`; read them from the `memory://` resources."
+)
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    memory: MemoryService
+    http: httpx.AsyncClient
+    process_session: str
+    legacy_subscriptions: LegacySubscriptions
+    bus: UserScopedBus
+
+
+def current_user(settings: Settings) -> str:
+    """The authenticated HTTP user when there is one, else the configured (stdio) user."""
+    token = get_access_token()
+    return token.client_id if token is not None else settings.user
+
+
+def caller(ctx: Context[AppState], session_id: str | None = None) -> Owner:
+    """Who is calling, and in which session.
+
+    The session is, in order: an explicit `session_id`, the MCP session of a handshake-era HTTP
+    client, or this server process (stdio; `MEMORY_ROUTER_SESSION` names it). Session ids are
+    bound to their user: the same id under two users names two different sessions.
+    """
+    state = ctx.request_context.lifespan_context
+    if session_id is not None:
+        if not session_id or len(session_id) > MAX_SESSION_ID_CHARS:
+            raise ToolError(f"session_id must be 1 to {MAX_SESSION_ID_CHARS} characters long.")
+        session = session_id
+    else:
+        headers = ctx.headers
+        session = (headers.get("mcp-session-id") if headers else None) or state.process_session
+    return Owner(user=current_user(state.settings), session=session)
+
+
+def record_json(record: MemoryRecord) -> dict[str, Any]:
+    return {
+        "handle": record.handle,
+        "key": record.key,
+        "content": record.content,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+    }
+
+
+def records_json(records: Sequence[MemoryRecord]) -> str:
+    return json.dumps([record_json(r) for r in records], ensure_ascii=False, indent=2)
+
+
+def build_server(settings: Settings, *, http_client: httpx.AsyncClient | None = None) -> MCPServer[AppState]:
+    """Build the server. `http_client` is the seam for tests (an `httpx.MockTransport` client)."""
+    bus = UserScopedBus(lambda: current_user(settings))
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        async with AsyncExitStack() as stack:
+            store = await stack.enter_async_context(open_store(settings))
+            http = http_client or await stack.enter_async_context(
+                httpx.AsyncClient(timeout=httpx.Timeout(settings.request_timeout_seconds, connect=10.0))
+            )
+            budget = PreambleBudget(max_chars=settings.preamble_max_chars, max_items=settings.preamble_max_items)
+            state = AppState(
+                settings=settings,
+                memory=MemoryService(store, budget),
+                http=http,
+                process_session=settings.session or uuid.uuid4().hex,
+                legacy_subscriptions=LegacySubscriptions(),
+                bus=bus,
+            )
+
+            async def notify(owner: Owner, scope: Scope, key: str | None) -> None:
+                uris = affected_uris(scope, key)
+                bus.publish_for(owner.user, uris)
+                await state.legacy_subscriptions.notify(owner, scope, uris)
+
+            state.memory.listeners.append(notify)
+            yield state
+
+    mcp: MCPServer[AppState] = MCPServer(
+        "memory-router",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        subscriptions=bus,
+    )
+    _add_memory_tool(mcp)
+    _add_memory_resources(mcp)
+    _add_legacy_subscriptions(mcp)
+    return mcp
+
+
+def _add_memory_tool(mcp: MCPServer[AppState]) -> None:
+    @mcp.tool(
+        name="memory",
+        description=MEMORY_TOOL_DESCRIPTION,
+        annotations=types.ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+        ),
+        structured_output=False,
+    )
+    async def memory(
+        op: Annotated[Literal["record", "forget"], Field(description="record or forget")],
+        scope: Annotated[
+            Literal["user", "session"],
+            Field(description="user: durable facts about the user; session: working memory of this session"),
+        ],
+        key: Annotated[str, Field(description="the topic the fact is stored under")],
+        ctx: Context[AppState],
+        value: Annotated[
+            str | None, Field(description="the fact; required for record, ignored for forget")
+        ] = None,
+        session_id: Annotated[
+            str | None, Field(description="optional: the session, for clients without an MCP session")
+        ] = None,
+    ) -> str:
+        state = ctx.request_context.lifespan_context
+        result = await state.memory.apply(caller(ctx, session_id), op, scope, key, value)
+        if result.is_error:
+            raise ToolError(result.text)
+        return result.text
+
+
+def _add_memory_resources(mcp: MCPServer[AppState]) -> None:
+    any_key = ResourceSecurity(exempt_params={"key"})
+
+    async def list_scope(ctx: Context[AppState], scope: Scope) -> str:
+        state = ctx.request_context.lifespan_context
+        return records_json(await state.memory.store.list(caller(ctx), scope))
+
+    async def one(ctx: Context[AppState], scope: Scope, key: str) -> str:
+        state = ctx.request_context.lifespan_context
+        try:
+            record = await state.memory.store.get(caller(ctx), scope, key)
+        except MemoryInputError:
+            record = None
+        if record is None:
+            raise ResourceNotFoundError(f"No {scope.value} memory found for {key!r}.")
+        return json.dumps(record_json(record), ensure_ascii=False, indent=2)
+
+    @mcp.resource(
+        "memory://user",
+        name="user-memories",
+        description="Your user memories (durable, across sessions and hosts), newest first.",
+        mime_type="application/json",
+    )
+    async def user_memories(ctx: Context[AppState]) -> str:
+        return await list_scope(ctx, Scope.USER)
+
+    @mcp.resource(
+        "memory://user/{key}",
+        name="user-memory",
+        description="One user memory; the key is percent-encoded.",
+        mime_type="application/json",
+        security=any_key,
+    )
+    async def user_memory(key: str, ctx: Context[AppState]) -> str:
+        return await one(ctx, Scope.USER, key)
+
+    @mcp.resource(
+        "memory://session",
+        name="session-memories",
+        description="Memories of the current session, newest first.",
+        mime_type="application/json",
+    )
+    async def session_memories(ctx: Context[AppState]) -> str:
+        return await list_scope(ctx, Scope.SESSION)
+
+    @mcp.resource(
+        "memory://session/{key}",
+        name="session-memory",
+        description="One memory of the current session; the key is percent-encoded.",
+        mime_type="application/json",
+        security=any_key,
+    )
+    async def session_memory(key: str, ctx: Context[AppState]) -> str:
+        return await one(ctx, Scope.SESSION, key)
+
+    @mcp.resource(
+        "memory://preamble",
+        name="memory-preamble",
+        description="The exact text that route_completion appends to the system prompt now.",
+        mime_type="text/plain",
+    )
+    async def preamble(ctx: Context[AppState]) -> str:
+        state = ctx.request_context.lifespan_context
+        return await state.memory.preamble(caller(ctx))
+
+
+def _add_legacy_subscriptions(mcp: MCPServer[AppState]) -> None:
+    """`resources/subscribe` for handshake-era clients (MCPServer serves only the 2026 listen path)."""
+
+    def owner_of(ctx: ServerRequestContext[AppState]) -> Owner:
+        state = ctx.lifespan_context
+        headers = getattr(ctx.request, "headers", None)
+        session = (headers.get("mcp-session-id") if headers else None) or state.process_session
+        return Owner(user=current_user(state.settings), session=session)
+
+    async def subscribe(
+        ctx: ServerRequestContext[AppState], params: types.SubscribeRequestParams
+    ) -> types.EmptyResult:
+        ctx.lifespan_context.legacy_subscriptions.subscribe(ctx.session, owner_of(ctx), str(params.uri))
+        return types.EmptyResult()
+
+    async def unsubscribe(
+        ctx: ServerRequestContext[AppState], params: types.UnsubscribeRequestParams
+    ) -> types.EmptyResult:
+        ctx.lifespan_context.legacy_subscriptions.unsubscribe(ctx.session, str(params.uri))
+        return types.EmptyResult()
+
+    # MCPServer has no public hook for these yet; the lowlevel server is where handlers live.
+    lowlevel = mcp._lowlevel_server  # pyright: ignore[reportPrivateUsage]
+    lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
+    lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe)

@@ -1,0 +1,261 @@
+"""The `memory-router` command line (also `python -m server`).
+
+stdout is reserved for the protocol under `serve` (stdio); every log line goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+
+from server.config import Settings, load_settings
+from server.errors import MemoryRouterError
+from server.memory.records import MemoryRecord, Owner, Scope
+from server.memory.store import open_store
+
+logger = logging.getLogger("server")
+
+Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr, level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _first_router_error(exc: BaseException) -> MemoryRouterError | None:
+    """Find our own error inside the exception groups that task groups wrap it in."""
+    if isinstance(exc, MemoryRouterError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _first_router_error(inner)) is not None:
+                return found
+    if exc.__cause__ is not None:
+        return _first_router_error(exc.__cause__)
+    return None
+
+
+# ---- serve -------------------------------------------------------------------------------------
+
+
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from server.app import build_server
+
+    if args.transport == "stdio":
+        await build_server(settings).run_stdio_async()
+        return 0
+    from server.http import serve_http
+
+    await serve_http(settings, transport=args.transport, host=args.host, port=args.port)
+    return 0
+
+
+# ---- memory ------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A progress bar on stderr for long imports and exports (only when stderr is a terminal)."""
+
+    def __init__(self, total: int, label: str, stream: TextIO = sys.stderr) -> None:
+        self.total, self.label, self.stream = total, label, stream
+        self.enabled = stream.isatty() and total >= 200
+        self.done = 0
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.enabled and (self.done % 100 == 0 or self.done == self.total):
+            width = 30
+            filled = width * self.done // max(self.total, 1)
+            pct = 100 * self.done // max(self.total, 1)
+            self.stream.write(
+                f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {pct:3d}% {self.done}/{self.total}"
+            )
+            if self.done >= self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+
+
+def _owner(args: argparse.Namespace, settings: Settings) -> Owner:
+    return Owner(user=args.user or settings.user, session=args.session or settings.session or "default")
+
+
+def _print_record(record: MemoryRecord) -> None:
+    key = record.key if record.key is not None else "(no key)"
+    print(f"{record.handle}\t{record.updated_at.isoformat(timespec='seconds')}\t{key}\t{record.content}")
+
+
+async def cmd_memory(args: argparse.Namespace, settings: Settings) -> int:
+    owner = _owner(args, settings)
+    scope = Scope(args.scope)
+    async with open_store(settings) as store:
+        match args.action:
+            case "list":
+                for record in await store.list(owner, scope, limit=args.limit):
+                    _print_record(record)
+            case "show":
+                record = await store.get(owner, scope, args.key)
+                if record is None:
+                    print(f'No {scope.value} memory found for "{args.key}".', file=sys.stderr)
+                    return 1
+                print(json.dumps(_export_line(record, owner), ensure_ascii=False, indent=2))
+            case "forget":
+                forgotten = (
+                    await store.forget(owner, scope, args.handle)
+                    if args.handle
+                    else await store.forget_key(owner, scope, args.key)
+                )
+                if forgotten is None:
+                    print(f"No {scope.value} memory found for that key or handle.", file=sys.stderr)
+                    return 1
+                print(f'Forgot {scope.value} memory "{forgotten.key or forgotten.handle}".')
+            case "export":
+                records = await store.list(owner, scope)
+                progress = Progress(len(records), "export")
+                with _open_out(args.file) as out:
+                    for record in reversed(records):  # oldest first, so an import replays history in order
+                        out.write(json.dumps(_export_line(record, owner), ensure_ascii=False) + "\n")
+                        progress.advance()
+                print(f"Exported {len(records)} {scope.value} memories.", file=sys.stderr)
+            case "import":
+                lines = Path(args.file).read_text(encoding="utf-8").splitlines()
+                progress = Progress(len(lines), "import")
+                imported = 0
+                for number, line in enumerate(lines, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record, line_scope, session = _import_line(line)
+                    except (ValueError, KeyError, TypeError) as e:
+                        print(f"{args.file}:{number}: not a memory-router export line ({e}).", file=sys.stderr)
+                        return 1
+                    target = Owner(user=owner.user, session=args.session or session or owner.session)
+                    await store.restore(target, line_scope, record)
+                    imported += 1
+                    progress.advance()
+                print(f"Imported {imported} memories.", file=sys.stderr)
+    return 0
+
+
+class _Stdout:
+    def __enter__(self) -> TextIO:
+        return sys.stdout
+
+    def __exit__(self, *_: object) -> None:
+        sys.stdout.flush()
+
+
+def _open_out(file: str | None) -> Any:
+    return _Stdout() if file in (None, "-") else open(file, "w", encoding="utf-8")  # noqa: SIM115
+
+
+def _export_line(record: MemoryRecord, owner: Owner) -> dict[str, Any]:
+    line: dict[str, Any] = {
+        "scope": record.scope.value,
+        "handle": record.handle,
+        "key": record.key,
+        "content": record.content,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        "user": owner.user,
+    }
+    if record.scope is Scope.SESSION:
+        line["session"] = owner.session
+    return line
+
+
+def _import_line(line: str) -> tuple[MemoryRecord, Scope, str | None]:
+    data = json.loads(line)
+    scope = Scope(data["scope"])
+    record = MemoryRecord(
+        handle=str(data["handle"]),
+        scope=scope,
+        key=data.get("key"),
+        content=str(data["content"]),
+        created_at=datetime.fromisoformat(data["created_at"]),
+        updated_at=datetime.fromisoformat(data["updated_at"]),
+    )
+    return record, scope, data.get("session")
+
+
+# ---- argument parsing --------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="memory-router",
+        description="An MCP server with memory that lasts and one door to every model.",
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
+    serve.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.set_defaults(run=cmd_serve)
+
+    memory = commands.add_parser("memory", help="manage stored memories")
+    actions = memory.add_subparsers(dest="action", required=True)
+
+    def owner_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--user", help="whose memories (default: MEMORY_ROUTER_USER or the OS login name)")
+        p.add_argument("--scope", choices=["user", "session"], default="user")
+        p.add_argument("--session", help="the session, for --scope session (default: MEMORY_ROUTER_SESSION)")
+
+    p = actions.add_parser("list", help="list memories, newest first")
+    owner_options(p)
+    p.add_argument("--limit", type=int)
+    p = actions.add_parser("show", help="show one memory as JSON")
+    owner_options(p)
+    p.add_argument("key")
+    p = actions.add_parser("forget", help="forget one memory by key (or --handle)")
+    owner_options(p)
+    p.add_argument("key", nargs="?")
+    p.add_argument("--handle")
+    p = actions.add_parser("export", help="write memories as JSON lines")
+    owner_options(p)
+    p.add_argument("file", nargs="?", help="output file (default: stdout)")
+    p = actions.add_parser("import", help="read JSON lines written by export (keyed memories upsert)")
+    owner_options(p)
+    p.add_argument("file")
+    memory.set_defaults(run=cmd_memory)
+
+    for extra in _extra_commands:
+        extra(commands)
+    return parser
+
+
+# Other modules (routing, HTTP) register their commands here to keep this file small.
+_extra_commands: list[Callable[[Any], None]] = []
+
+
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "memory" and args.action == "forget" and not (args.key or args.handle):
+        print("memory forget needs a KEY or --handle.", file=sys.stderr)
+        sys.exit(2)
+    _setup_logging(args.log_level)
+    try:
+        settings = load_settings()
+        run: Command = args.run
+        code = anyio.run(run, args, settings)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException as e:
+        if (error := _first_router_error(e)) is None:
+            raise
+        print(f"memory-router: {error}", file=sys.stderr)
+        code = 1
+    sys.exit(code)
