@@ -1,0 +1,152 @@
+"""Turning provider failures into `ProviderError`: classification, retry hints, redaction.
+
+Classification is by HTTP status first; an adapter's reading of the error body may only refine it
+(a 400 that is really a context-length or key problem, a 429 that is an exhausted quota), so a 500
+whose body mentions "policy" stays an outage.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from server.errors import ProviderError, ProviderErrorCategory
+
+Category = ProviderErrorCategory
+
+_BY_STATUS: dict[int, Category] = {
+    400: Category.INVALID_REQUEST,
+    401: Category.AUTHENTICATION,
+    402: Category.PERMISSION,
+    403: Category.PERMISSION,
+    404: Category.NOT_FOUND,
+    408: Category.TIMEOUT,
+    409: Category.UNAVAILABLE,
+    413: Category.INVALID_REQUEST,
+    422: Category.INVALID_REQUEST,
+    429: Category.RATE_LIMIT,
+    500: Category.UNAVAILABLE,
+    502: Category.UNAVAILABLE,
+    503: Category.OVERLOADED,
+    504: Category.TIMEOUT,
+    529: Category.OVERLOADED,
+}
+
+RETRYABLE_CATEGORIES = frozenset(
+    {Category.RATE_LIMIT, Category.OVERLOADED, Category.UNAVAILABLE, Category.TIMEOUT}
+)
+
+_CONTEXT_LENGTH_HINTS = (
+    "context_length_exceeded",
+    "exceed_context_size",
+    "maximum context length",
+    "context window",
+    "prompt is too long",
+    "input token count",
+    "too many tokens",
+)
+
+
+def category_for_status(status: int) -> Category:
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    if status >= 500:
+        return Category.UNAVAILABLE
+    return Category.INVALID_REQUEST if status >= 400 else Category.UNKNOWN
+
+
+def looks_like_context_length(*texts: str | None) -> bool:
+    joined = " ".join(t for t in texts if t).lower()
+    return any(hint in joined for hint in _CONTEXT_LENGTH_HINTS)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetail:
+    """What an adapter read from an error body."""
+
+    message: str
+    category: Category | None = None  # a refinement of the status-based category
+    retryable: bool | None = None  # None: decided by category
+    retry_after: float | None = None
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
+    if ms := headers.get("retry-after-ms"):
+        try:
+            return max(float(ms) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+def parse_duration_seconds(value: Any) -> float | None:
+    """A protobuf JSON duration such as "33s" or "0.5s"."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return float(match.group(1))
+    return None
+
+
+def should_retry_header(headers: Mapping[str, str]) -> bool | None:
+    """The `x-should-retry` override some providers send."""
+    value = headers.get("x-should-retry")
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    return None
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def build_error(
+    *,
+    provider: str,
+    model: str | None,
+    status: int | None,
+    detail: ErrorDetail,
+    secrets: Iterable[str],
+    headers: Mapping[str, str] | None = None,
+) -> ProviderError:
+    category = category_for_status(status) if status is not None else Category.UNKNOWN
+    if detail.category is not None:
+        category = detail.category
+    retryable = category in RETRYABLE_CATEGORIES or status in (408, 409)
+    if detail.retryable is not None:
+        retryable = detail.retryable
+    retry_after = detail.retry_after
+    if headers is not None:
+        retry_after = parse_retry_after(headers) if retry_after is None else retry_after
+        retryable = override if (override := should_retry_header(headers)) is not None else retryable
+    return ProviderError(
+        category,
+        redact(detail.message, secrets) or f"HTTP {status}",
+        provider=provider,
+        model=model,
+        status=status,
+        retryable=retryable,
+        retry_after=retry_after,
+    )

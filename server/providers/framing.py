@@ -1,0 +1,91 @@
+"""Incremental stream framing: server-sent events and newline-delimited JSON.
+
+Both parsers take bytes exactly as they arrive (split anywhere, even inside a UTF-8 character or
+between CR and LF) and return the complete frames seen so far.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+
+
+class _LineSplitter:
+    """Splits decoded text into lines ending in LF, CRLF or CR."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = ""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        self._buffer += self._decoder.decode(chunk)
+        lines: list[str] = []
+        buffer = self._buffer
+        start = 0
+        while True:
+            cr = buffer.find("\r", start)
+            lf = buffer.find("\n", start)
+            if cr == -1 and lf == -1:
+                break
+            if cr != -1 and (lf == -1 or cr < lf):
+                if cr + 1 == len(buffer):
+                    break  # a CR at the end may be the first half of CRLF: wait for more
+                lines.append(buffer[start:cr])
+                start = cr + 2 if buffer[cr + 1] == "\n" else cr + 1
+            else:
+                lines.append(buffer[start:lf])
+                start = lf + 1
+        self._buffer = buffer[start:]
+        return lines
+
+    def flush(self) -> list[str]:
+        rest = self._buffer + self._decoder.decode(b"", final=True)
+        self._buffer = ""
+        return [line for line in rest.rstrip("\r").split("\r") if line] if rest else []
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    event: str
+    data: str
+
+
+class SSEParser:
+    def __init__(self) -> None:
+        self._lines = _LineSplitter()
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        return self._take(self._lines.feed(chunk))
+
+    def close(self) -> list[SSEEvent]:
+        """Events left when the body ends without a final blank line."""
+        return self._take([*self._lines.flush(), ""])
+
+    def _take(self, lines: list[str]) -> list[SSEEvent]:
+        events: list[SSEEvent] = []
+        for line in lines:
+            if not line:
+                if self._data:
+                    events.append(SSEEvent(self._event or "message", "\n".join(self._data)))
+                self._event, self._data = "", []
+                continue
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "data":
+                self._data.append(value)
+            elif field == "event":
+                self._event = value
+        return events
+
+
+class NDJSONParser:
+    def __init__(self) -> None:
+        self._lines = _LineSplitter()
+
+    def feed(self, chunk: bytes) -> list[str]:
+        return [line for line in self._lines.feed(chunk) if line.strip()]
+
+    def close(self) -> list[str]:
+        return [line for line in self._lines.flush() if line.strip()]
