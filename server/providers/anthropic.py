@@ -216,22 +216,13 @@ class _Decoder(StreamDecoder):
     """Rebuilds the Message from SSE events: blocks by index, tool input from JSON fragments."""
 
     def __init__(self, provider: AnthropicProvider, request: CompletionRequest) -> None:
-        super().__init__(provider, request)
-        self._sse = SSEParser()
+        super().__init__(provider, request, SSEParser())
         self._message: dict[str, Any] | None = None
         self._blocks: dict[int, dict[str, Any]] = {}
         self._partial_json: dict[int, list[str]] = {}
         self._stopped = False
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        for sse in self._sse.feed(chunk):
-            data = self.load(sse.data)
-            if isinstance(data, dict):
-                self._on(data, events)
-        return events
-
-    def _on(self, data: dict[str, Any], events: list[StreamEvent]) -> None:
+    def on(self, data: dict[str, Any], events: list[StreamEvent]) -> None:
         kind = data.get("type")
         if kind == "message_start":
             self._message = dict(data.get("message") or {})

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from server.errors import ProviderError, ProviderErrorCategory
 from server.providers.failures import ErrorDetail
+from server.providers.framing import Framing
 from server.providers.http import Clock, HttpCaller, RetryPolicy, WireRequest
 from server.providers.types import (
     CompletionRequest,
@@ -43,22 +44,41 @@ class Provider(Protocol):
 class StreamDecoder(ABC):
     """Turns raw body chunks into events, then into the final response."""
 
-    def __init__(self, provider: HttpProvider, request: CompletionRequest) -> None:
+    def __init__(self, provider: HttpProvider, request: CompletionRequest, framing: Framing) -> None:
         self.provider = provider
         self.request = request
         self.response: CompletionResponse
+        self._framing = framing
 
     @abstractmethod
-    def feed(self, chunk: bytes) -> list[StreamEvent]: ...
+    def on(self, data: dict[str, Any], events: list[StreamEvent]) -> None:
+        """Take in one decoded frame, appending any events it completes."""
 
     @abstractmethod
     def payload(self) -> Any:
         """The non-streamed response body this stream amounts to."""
 
+    def is_terminator(self, frame: str) -> bool:
+        return False
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        return self._take(self._framing.feed(chunk))
+
     def close(self) -> list[StreamEvent]:
         """Called once the body has ended: reads the rebuilt body the way `complete` would."""
+        events = self._take(self._framing.close())
         self.response = self.provider.read_payload(self.payload(), self.request)
-        return [ToolCallEvent(tool_call=call) for call in self.response.tool_calls]
+        return events + [ToolCallEvent(tool_call=call) for call in self.response.tool_calls]
+
+    def _take(self, frames: list[str]) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for frame in frames:
+            if self.is_terminator(frame):
+                continue
+            data = self.load(frame)
+            if isinstance(data, dict):
+                self.on(data, events)
+        return events
 
     def fail(self, detail: ErrorDetail) -> ProviderError:
         return self.provider.http.error(detail, self.request.model)
@@ -73,7 +93,9 @@ class StreamDecoder(ABC):
             return json.loads(data)
         except ValueError:
             raise self.fail(
-                ErrorDetail("the provider sent a stream event that is not valid JSON", ProviderErrorCategory.UNKNOWN)
+                ErrorDetail(
+                    "the provider sent a stream event that is not valid JSON", ProviderErrorCategory.UNKNOWN
+                )
             ) from None
 
 

@@ -7,7 +7,7 @@ between CR and LF) and return the complete frames seen so far.
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+from typing import Protocol
 
 
 class _LineSplitter:
@@ -44,39 +44,38 @@ class _LineSplitter:
         return [line for line in rest.rstrip("\r").split("\r") if line] if rest else []
 
 
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
-    event: str
-    data: str
+class Framing(Protocol):
+    def feed(self, chunk: bytes) -> list[str]: ...
+
+    def close(self) -> list[str]:
+        """Frames left when the body ends without a final terminator."""
+        ...
 
 
 class SSEParser:
+    """Yields each event's data. Every provider we speak repeats the event name inside the data."""
+
     def __init__(self) -> None:
         self._lines = _LineSplitter()
-        self._event = ""
         self._data: list[str] = []
 
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
+    def feed(self, chunk: bytes) -> list[str]:
         return self._take(self._lines.feed(chunk))
 
-    def close(self) -> list[SSEEvent]:
-        """Events left when the body ends without a final blank line."""
+    def close(self) -> list[str]:
         return self._take([*self._lines.flush(), ""])
 
-    def _take(self, lines: list[str]) -> list[SSEEvent]:
-        events: list[SSEEvent] = []
+    def _take(self, lines: list[str]) -> list[str]:
+        events: list[str] = []
         for line in lines:
             if not line:
                 if self._data:
-                    events.append(SSEEvent(self._event or "message", "\n".join(self._data)))
-                self._event, self._data = "", []
+                    events.append("\n".join(self._data))
+                self._data = []
                 continue
             field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
             if field == "data":
-                self._data.append(value)
-            elif field == "event":
-                self._event = value
+                self._data.append(value.removeprefix(" "))
         return events
 
 
