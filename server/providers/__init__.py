@@ -1,0 +1,30 @@
+"""Model providers behind one neutral interface.
+
+Only the adapter modules (`anthropic`, `openai`, `gemini`, `ollama`) know a wire format; everything
+else speaks `server.providers.types`.
+"""
+
+from server.providers.base import Provider
+from server.providers.http import Clock, RetryPolicy
+from server.providers.registry import (
+    PROVIDER_NAMES,
+    PROVIDERS,
+    ProviderInfo,
+    configured_providers,
+    is_configured,
+    make_provider,
+    provider_info,
+)
+
+__all__ = [
+    "PROVIDERS",
+    "PROVIDER_NAMES",
+    "Clock",
+    "Provider",
+    "ProviderInfo",
+    "RetryPolicy",
+    "configured_providers",
+    "is_configured",
+    "make_provider",
+    "provider_info",
+]

@@ -12,7 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import httpx
 from pydantic import SecretStr
@@ -100,7 +100,7 @@ class StreamDecoder(ABC):
 
 
 class HttpProvider(ABC):
-    name: ClassVar[str]
+    name: str  # set by each adapter class
 
     def __init__(
         self,
