@@ -1,0 +1,88 @@
+"""Open the memory store named by MEMORY_ROUTER_STORE, for the server's lifespan and for CLI commands."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from surrealdb import AsyncSurreal, SurrealError
+
+from server.config import Settings
+from server.errors import ConfigError, StoreError
+from server.memory.lock import StoreLock
+from server.memory.surreal import Clock, SurrealMemoryStore, _translated, utc_now
+
+EMBEDDED_SCHEMES = ("surrealkv", "mem", "memory")
+REMOTE_SCHEMES = ("ws", "wss", "http", "https")
+
+
+def embedded_path(url: str) -> Path | None:
+    """The directory of a `surrealkv://PATH` store; None for `mem://` and remote stores."""
+    scheme, sep, rest = url.partition("://")
+    if scheme != "surrealkv":
+        return None
+    if not sep or not rest:
+        raise ConfigError(f"MEMORY_ROUTER_STORE={url!r} names no path; use surrealkv:///absolute/path.")
+    return Path(rest).expanduser()
+
+
+@asynccontextmanager
+async def open_store(settings: Settings, *, clock: Clock = utc_now) -> AsyncIterator[SurrealMemoryStore]:
+    """Connect, lock (embedded on disk), sign in (remote), select namespace/database, define the schema.
+
+    On exit the connection is closed and the lock released.
+    """
+    url = settings.store
+    scheme = urlsplit(url).scheme
+    if scheme not in EMBEDDED_SCHEMES + REMOTE_SCHEMES:
+        raise ConfigError(
+            f"MEMORY_ROUTER_STORE={url!r} is not a store URL: use surrealkv://PATH, mem://, "
+            "ws://, wss://, http:// or https://."
+        )
+    async with AsyncExitStack() as stack:
+        path = embedded_path(url)
+        connect_url = url
+        if scheme in EMBEDDED_SCHEMES:
+            # Acknowledged writes must survive a crash: fsync on commit (read when the engine opens).
+            os.environ.setdefault("SURREAL_SYNC_DATA", "true")
+        if path is not None:
+            path = path.resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = StoreLock(path)
+            lock.acquire()
+            stack.callback(lock.release)
+            connect_url = f"surrealkv://{path}"
+        db: Any = AsyncSurreal(connect_url)
+        with _translated(f"opening {url}"):
+            await db.connect()
+        store = SurrealMemoryStore(
+            db, limits=settings.limits, session_ttl_seconds=settings.session_ttl_seconds, clock=clock
+        )
+        stack.push_async_callback(store.aclose)
+        if scheme in REMOTE_SCHEMES:
+            await _sign_in(db, settings)
+        with _translated(f"selecting namespace {settings.store_namespace!r}"):
+            await db.use(settings.store_namespace, settings.store_database)
+        await store.define_schema()
+        await store.sweep_expired_sessions()
+        yield store
+
+
+async def _sign_in(db: Any, settings: Settings) -> None:
+    if settings.store_username is None or settings.store_password is None:
+        return
+    credentials = {
+        "username": settings.store_username,
+        "password": settings.store_password.get_secret_value(),
+    }
+    try:
+        await db.signin(credentials)
+    except (SurrealError, OSError) as e:
+        raise StoreError(
+            f"Signing in to the memory store at {settings.store} as {settings.store_username!r} failed: "
+            f"{type(e).__name__}. Check MEMORY_ROUTER_STORE_USERNAME and MEMORY_ROUTER_STORE_PASSWORD."
+        ) from e

@@ -1,0 +1,460 @@
+"""The SurrealDB store behind `MemoryStorage`.
+
+Layout (all record ids are arrays, so every lookup and scan is a key-range operation):
+
+    memory:[user, scope, session, kind, name]          one entry; kind "k" (name = key) or "n" (name = nonce)
+    memory_order:[user, scope, session, rank, kind, name]  timeline: rank = RANK_BASE - updated_at in µs,
+                                                       so a forward range scan yields newest first
+    memory_count:[user, scope, session]                maintained number of entries (limit check)
+    memory_session:[user, session]                     last activity of a session (idle expiry)
+
+User scope stores session "". Every query is a constant string with parameters; record ids are
+passed as `RecordID` values, never spliced into SurrealQL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import json
+import logging
+import random
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import anyio
+from surrealdb import RecordID, SurrealError
+
+from server.errors import MemoryInputError, StoreConflictError, StoreError
+from server.memory.records import MemoryLimits, MemoryRecord, Owner, Scope, check_key, check_value
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+RANK_BASE: Final = 1 << 62
+MAX_ATTEMPTS: Final = 8
+SWEEP_EVERY_PUTS: Final = 500
+KEYED, KEYLESS = "k", "n"
+_LIMIT_MARK: Final = "memory-router:limit"
+_HANDLE_NAMESPACE: Final = uuid.UUID("6f1c1f43-3d0e-4f59-9a43-1f1b8d3c1a7e")
+
+SCHEMA: Final = """
+DEFINE TABLE IF NOT EXISTS memory SCHEMAFULL;
+DEFINE FIELD IF NOT EXISTS user ON memory TYPE string;
+DEFINE FIELD IF NOT EXISTS scope ON memory TYPE string;
+DEFINE FIELD IF NOT EXISTS session ON memory TYPE string;
+DEFINE FIELD IF NOT EXISTS key ON memory TYPE option<string>;
+DEFINE FIELD IF NOT EXISTS content ON memory TYPE string;
+DEFINE FIELD IF NOT EXISTS created_at ON memory TYPE datetime;
+DEFINE FIELD IF NOT EXISTS updated_at ON memory TYPE datetime;
+DEFINE FIELD IF NOT EXISTS ordered ON memory TYPE record<memory_order>;
+DEFINE TABLE IF NOT EXISTS memory_order SCHEMAFULL;
+DEFINE FIELD IF NOT EXISTS memory ON memory_order TYPE record<memory>;
+DEFINE TABLE IF NOT EXISTS memory_count SCHEMAFULL;
+DEFINE FIELD IF NOT EXISTS n ON memory_count TYPE int;
+DEFINE TABLE IF NOT EXISTS memory_session SCHEMAFULL;
+DEFINE FIELD IF NOT EXISTS user ON memory_session TYPE string;
+DEFINE FIELD IF NOT EXISTS session ON memory_session TYPE string;
+DEFINE FIELD IF NOT EXISTS last_active ON memory_session TYPE datetime;
+DEFINE INDEX IF NOT EXISTS memory_session_idle ON memory_session FIELDS last_active;
+"""
+
+# Writes one entry. New entries are counted against the limit; replaced ones move in the timeline.
+_PUT: Final = """
+BEGIN TRANSACTION;
+LET $old = SELECT * FROM ONLY $rid;
+IF $old = NONE {
+    IF (SELECT VALUE n FROM ONLY $counter) ?? 0 >= $max { THROW $limit_mark; };
+    UPSERT $counter SET n = (n ?? 0) + 1;
+} ELSE {
+    DELETE $old.ordered;
+};
+IF $srec != NONE { UPSERT $srec SET user = $uid, session = $sid, last_active = $now; };
+UPSERT $order CONTENT { memory: $rid };
+LET $rec = UPSERT ONLY $rid CONTENT {
+    user: $uid, scope: $scp, session: $sid, key: $key, content: $content,
+    created_at: $created_at ?? $old.created_at ?? $now, updated_at: $now, ordered: $order
+};
+RETURN $rec;
+COMMIT TRANSACTION;
+"""
+
+_GET: Final = "SELECT * FROM ONLY $rid;"
+
+_FORGET: Final = """
+BEGIN TRANSACTION;
+LET $old = SELECT * FROM ONLY $rid;
+IF $old != NONE {
+    DELETE $rid;
+    DELETE $old.ordered;
+    UPSERT $counter SET n = math::max([(n ?? 1) - 1, 0]);
+};
+RETURN $old;
+COMMIT TRANSACTION;
+"""
+
+_LIST: Final = "SELECT VALUE memory.* FROM memory_order:[$uid, $scp, $sid, NONE]..[$uid, $scp, $sid, {}];"
+_LIST_LIMIT: Final = (
+    "SELECT VALUE memory.* FROM memory_order:[$uid, $scp, $sid, NONE]..[$uid, $scp, $sid, {}] LIMIT $limit;"
+)
+
+_COUNT: Final = "SELECT VALUE n FROM ONLY $counter;"
+
+_SESSION: Final = "SELECT * FROM ONLY $srec;"
+_TOUCH: Final = "UPSERT $srec SET user = $uid, session = $sid, last_active = $now;"
+
+# Removes a session's entries only if it is still idle (a concurrent write may have revived it).
+_PURGE_SESSION: Final = """
+BEGIN TRANSACTION;
+IF ((SELECT VALUE last_active FROM ONLY $srec) ?? $cutoff) <= $cutoff {
+    DELETE memory:[$uid, 'session', $sid, NONE]..[$uid, 'session', $sid, {}];
+    DELETE memory_order:[$uid, 'session', $sid, NONE]..[$uid, 'session', $sid, {}];
+    DELETE $counter;
+    DELETE $srec;
+};
+COMMIT TRANSACTION;
+"""
+
+_IDLE_SESSIONS: Final = "SELECT user, session FROM memory_session WHERE last_active <= $cutoff LIMIT $limit;"
+_USER_SESSIONS: Final = (
+    "SELECT session, last_active FROM memory_session:[$uid, NONE]..[$uid, {}] WHERE last_active > $cutoff;"
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _conflict(message: str) -> bool:
+    lowered = message.lower()
+    return "conflict" in lowered or "can be retried" in lowered
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """The one boundary where SDK errors become ours."""
+    try:
+        yield
+    except (SurrealError, OSError, RuntimeError) as e:
+        # The embedded engine reports its failures as RuntimeError.
+        raise StoreError(f"The memory store failed while {action}: {e}") from e
+
+
+class _Retry(Exception):
+    """A transaction conflicted and may be retried."""
+
+
+HANDLE_PREFIX: Final = "m1."
+
+
+def encode_handle(parts: Sequence[str]) -> str:
+    """A handle names the whole record id (user, scope, session, kind, name), so it can be
+    checked against its owner: base64url of a JSON array, behind a version prefix."""
+    raw = json.dumps(list(parts), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return HANDLE_PREFIX + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_handle(handle: str) -> tuple[str, str, str, str, str] | None:
+    """The record id parts, or None for anything that is not a handle we issued."""
+    if not handle.startswith(HANDLE_PREFIX):
+        return None
+    body = handle[len(HANDLE_PREFIX) :]
+    try:
+        parts = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("utf-8"))
+    except (binascii.Error, ValueError):
+        return None
+    if not (isinstance(parts, list) and len(parts) == 5 and all(isinstance(p, str) for p in parts)):
+        return None
+    user, scope, session, kind, name = parts
+    if kind not in (KEYED, KEYLESS) or not name or encode_handle(parts) != handle:
+        return None
+    return user, scope, session, kind, name
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+class SurrealMemoryStore:
+    """`MemoryStorage` on an open SurrealDB connection (embedded or remote, same code path).
+
+    The connection must already be signed in and `use`d; `open_store` does that. Queries run on the
+    SDK's async interface: the embedded engine executes them on its own Tokio runtime and does not
+    block the event loop (asyncio only).
+    """
+
+    def __init__(
+        self,
+        db: Any,
+        *,
+        limits: MemoryLimits | None = None,
+        session_ttl_seconds: float = 24 * 3600,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._db = db
+        self.limits = limits or MemoryLimits()
+        self.session_ttl = timedelta(seconds=session_ttl_seconds)
+        # Reads refresh a session's activity at most this often; writes always do.
+        self._touch_interval = min(timedelta(seconds=60), self.session_ttl / 100)
+        self._clock = clock
+        self._puts_since_sweep = 0
+        self._closed = False
+
+    async def define_schema(self) -> None:
+        await self._run(SCHEMA, {}, "defining the schema")
+
+    # -- MemoryStorage -------------------------------------------------------------------------
+
+    async def put(self, owner: Owner, scope: Scope, content: str, key: str | None = None) -> MemoryRecord:
+        if key is not None:
+            check_key(key, self.limits)
+        check_value(content, self.limits)
+        now = self._now()
+        if scope is Scope.SESSION:
+            await self._expire_if_idle(owner, now)
+        kind, name = (KEYED, key) if key is not None else (KEYLESS, uuid.uuid4().hex)
+        record = await self._write(owner, scope, kind, name, key, content, now, created_at=None)
+        self._puts_since_sweep += 1
+        if self._puts_since_sweep >= SWEEP_EVERY_PUTS:
+            self._puts_since_sweep = 0
+            await self.sweep_expired_sessions()
+        return record
+
+    async def get(self, owner: Owner, scope: Scope, key: str) -> MemoryRecord | None:
+        if not await self._session_alive(owner, scope):
+            return None
+        row = await self._one(_GET, {"rid": self._rid(owner, scope, KEYED, key)}, "reading a memory")
+        return _to_record(row) if row else None
+
+    async def list(self, owner: Owner, scope: Scope, limit: int | None = None) -> Sequence[MemoryRecord]:
+        if limit is not None and limit <= 0:
+            return []
+        if not await self._session_alive(owner, scope):
+            return []
+        params: dict[str, Any] = {"uid": owner.user, "scp": scope.value, "sid": _session(owner, scope)}
+        if limit is None:
+            rows = await self._one(_LIST, params, "listing memories")
+        else:
+            rows = await self._one(_LIST_LIMIT, {**params, "limit": limit}, "listing memories")
+        return [_to_record(row) for row in rows or [] if row]
+
+    async def count(self, owner: Owner, scope: Scope) -> int:
+        if not await self._session_alive(owner, scope):
+            return 0
+        n = await self._one(_COUNT, {"counter": self._counter(owner, scope)}, "counting memories")
+        return int(n or 0)
+
+    async def forget(self, owner: Owner, scope: Scope, handle: str) -> MemoryRecord | None:
+        decoded = decode_handle(handle)
+        if decoded is None or decoded[:3] != (owner.user, scope.value, _session(owner, scope)):
+            return None
+        return await self._forget(owner, scope, decoded[3], decoded[4])
+
+    async def forget_key(self, owner: Owner, scope: Scope, key: str) -> MemoryRecord | None:
+        return await self._forget(owner, scope, KEYED, key)
+
+    async def restore(self, owner: Owner, scope: Scope, record: MemoryRecord) -> MemoryRecord:
+        if record.key is not None:
+            check_key(record.key, self.limits)
+            kind, name = KEYED, record.key
+        else:
+            decoded = decode_handle(record.handle)
+            if decoded is not None and decoded[3] == KEYLESS:
+                name = decoded[4]
+            else:
+                # A handle from elsewhere: derive a stable nonce so a second import is a no-op.
+                name = uuid.uuid5(_HANDLE_NAMESPACE, record.handle).hex
+            kind = KEYLESS
+        check_value(record.content, self.limits)
+        if scope is Scope.SESSION:
+            await self._expire_if_idle(owner, self._now())
+        created = record.created_at.astimezone(UTC)
+        updated = record.updated_at.astimezone(UTC)
+        return await self._write(owner, scope, kind, name, record.key, record.content, updated, created)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with _translated("closing"):
+            await self._db.close()
+
+    # -- beyond the protocol: sessions, for export and housekeeping ----------------------------
+
+    async def list_sessions(self, user: str) -> Sequence[str]:
+        """The user's sessions that are not idle past the TTL, for export."""
+        cutoff = self._now() - self.session_ttl
+        rows = await self._one(_USER_SESSIONS, {"uid": user, "cutoff": cutoff}, "listing sessions")
+        return [row["session"] for row in rows or []]
+
+    async def sweep_expired_sessions(self, batch: int = 100) -> int:
+        """Remove every session idle longer than the TTL; return how many were removed."""
+        removed = 0
+        while True:
+            cutoff = self._now() - self.session_ttl
+            rows = await self._one(
+                _IDLE_SESSIONS, {"cutoff": cutoff, "limit": batch}, "finding idle sessions"
+            )
+            for row in rows or []:
+                await self._purge(Owner(row["user"], row["session"]), cutoff)
+            removed += len(rows or [])
+            if len(rows or []) < batch:
+                return removed
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("The store clock must return timezone-aware datetimes.")
+        return now.astimezone(UTC)
+
+    @staticmethod
+    def _rid(owner: Owner, scope: Scope, kind: str, name: str) -> RecordID:
+        return RecordID("memory", [owner.user, scope.value, _session(owner, scope), kind, name])
+
+    @staticmethod
+    def _counter(owner: Owner, scope: Scope) -> RecordID:
+        return RecordID("memory_count", [owner.user, scope.value, _session(owner, scope)])
+
+    @staticmethod
+    def _sess(owner: Owner) -> RecordID:
+        return RecordID("memory_session", [owner.user, owner.session])
+
+    async def _write(
+        self,
+        owner: Owner,
+        scope: Scope,
+        kind: str,
+        name: str,
+        key: str | None,
+        content: str,
+        now: datetime,
+        created_at: datetime | None,
+    ) -> MemoryRecord:
+        session = _session(owner, scope)
+        params: dict[str, Any] = {
+            "rid": self._rid(owner, scope, kind, name),
+            "order": RecordID(
+                "memory_order", [owner.user, scope.value, session, RANK_BASE - _micros(now), kind, name]
+            ),
+            "counter": self._counter(owner, scope),
+            "srec": self._sess(owner) if scope is Scope.SESSION else None,
+            "max": self.limits.max_records_per_owner,
+            "limit_mark": _LIMIT_MARK,
+            "uid": owner.user,
+            "scp": scope.value,
+            "sid": session,
+            "key": key,
+            "content": content,
+            "now": now,
+            "created_at": created_at,
+        }
+        try:
+            row = await self._transaction(_PUT, params, "recording a memory")
+        except _LimitReached:
+            who = "user" if scope is Scope.USER else "session"
+            raise MemoryInputError(
+                f"This {who} already has {self.limits.max_records_per_owner} {scope.value} memories, "
+                "the limit (MEMORY_ROUTER_MAX_MEMORIES). "
+                "Forget some, or record under an existing key to replace it."
+            ) from None
+        return _to_record(row)
+
+    async def _forget(self, owner: Owner, scope: Scope, kind: str, name: str) -> MemoryRecord | None:
+        if not await self._session_alive(owner, scope):
+            return None
+        params = {"rid": self._rid(owner, scope, kind, name), "counter": self._counter(owner, scope)}
+        row = await self._transaction(_FORGET, params, "forgetting a memory")
+        return _to_record(row) if row else None
+
+    async def _session_alive(self, owner: Owner, scope: Scope) -> bool:
+        """For session scope: expire an idle session, refresh an active one's activity."""
+        if scope is Scope.USER:
+            return True
+        now = self._now()
+        row = await self._one(_SESSION, {"srec": self._sess(owner)}, "reading a session")
+        if not row:
+            return True
+        last: datetime = row["last_active"]
+        if now - last > self.session_ttl:
+            await self._purge(owner, now - self.session_ttl)
+            return False
+        if now - last >= self._touch_interval:
+            params = {"srec": self._sess(owner), "uid": owner.user, "sid": owner.session, "now": now}
+            await self._transaction(_TOUCH, params, "refreshing a session")
+        return True
+
+    async def _expire_if_idle(self, owner: Owner, now: datetime) -> None:
+        row = await self._one(_SESSION, {"srec": self._sess(owner)}, "reading a session")
+        if row and now - row["last_active"] > self.session_ttl:
+            await self._purge(owner, now - self.session_ttl)
+
+    async def _purge(self, owner: Owner, cutoff: datetime) -> None:
+        params = {
+            "srec": self._sess(owner),
+            "counter": self._counter(owner, Scope.SESSION),
+            "uid": owner.user,
+            "sid": owner.session,
+            "cutoff": cutoff,
+        }
+        await self._transaction(_PURGE_SESSION, params, "removing an expired session")
+
+    async def _one(self, query: str, params: Mapping[str, Any], action: str) -> Any:
+        results = await self._run(query, params, action)
+        return results[-1] if results else None
+
+    async def _transaction(self, query: str, params: Mapping[str, Any], action: str) -> Any:
+        """Run a transactional query, retrying write conflicts a bounded number of times."""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return await self._one(query, params, action)
+            except _Retry:
+                if attempt + 1 < MAX_ATTEMPTS:
+                    await anyio.sleep(random.uniform(0, 0.001 * 2**attempt))
+        raise StoreConflictError(
+            f"The memory store kept reporting conflicting writes while {action} "
+            f"({MAX_ATTEMPTS} attempts). Try again."
+        )
+
+    async def _run(self, query: str, params: Mapping[str, Any], action: str) -> builtins.list[Any]:
+        with _translated(action):
+            response = await self._db.query_raw(query, dict(params))
+        if response.get("error") is not None:
+            message = str(response["error"].get("message", response["error"]))
+            if _conflict(message):
+                raise _Retry
+            raise StoreError(f"The memory store failed while {action}: {message}")
+        statements: builtins.list[dict[str, Any]] = response.get("result") or []
+        failures = [str(s.get("result")) for s in statements if s.get("status") == "ERR"]
+        if failures:
+            if any(_LIMIT_MARK in f for f in failures):
+                raise _LimitReached
+            if any(_conflict(f) for f in failures):
+                raise _Retry
+            raise StoreError(f"The memory store failed while {action}: {failures[0]}")
+        return [s.get("result") for s in statements]
+
+
+class _LimitReached(Exception):
+    """The per-owner record limit would be exceeded."""
+
+
+def _session(owner: Owner, scope: Scope) -> str:
+    return owner.session if scope is Scope.SESSION else ""
+
+
+def _to_record(row: Mapping[str, Any]) -> MemoryRecord:
+    return MemoryRecord(
+        handle=encode_handle(row["id"].id),
+        scope=Scope(row["scope"]),
+        key=row.get("key"),
+        content=row["content"],
+        created_at=row["created_at"].astimezone(UTC),
+        updated_at=row["updated_at"].astimezone(UTC),
+    )
