@@ -89,7 +89,16 @@ class Settings(BaseSettings):
     allowed_hosts: str = ""
     allowed_origins: str = ""
     max_body_bytes: int = 4 * 1024 * 1024
+    # tool calls per minute per user; unset: 600 over HTTP, off over stdio; 0: off
     rate_limit_per_minute: int | None = None
+    # optional JWT bearer tokens (issuer, audience and one source of signing keys)
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_secret: SecretStr | None = None
+    jwt_algorithms: str = "RS256,ES256"
+    jwt_user_claim: str = "sub"
 
     # from the TOML file
     config: Path | None = None
