@@ -60,6 +60,15 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# ---- token -------------------------------------------------------------------------------------
+
+
+async def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    from server.auth import token_command
+
+    return token_command(args.action, args.user, settings)
+
+
 # ---- memory ------------------------------------------------------------------------------------
 
 
@@ -229,6 +238,14 @@ def _parser() -> argparse.ArgumentParser:
     owner_options(p)
     p.add_argument("file")
     memory.set_defaults(run=cmd_memory)
+
+    token = commands.add_parser("token", help="manage HTTP bearer tokens (MEMORY_ROUTER_TOKENS_FILE)")
+    token_actions = token.add_subparsers(dest="action", required=True)
+    p = token_actions.add_parser("add", help="print a new token for USER once; only its hash is stored")
+    p.add_argument("user")
+    token_actions.add_parser("list", help="list users that have tokens").set_defaults(user=None)
+    token_actions.add_parser("revoke", help="remove every token of USER").add_argument("user")
+    token.set_defaults(run=cmd_token)
 
     for extra in _extra_commands:
         extra(commands)
