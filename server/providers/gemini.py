@@ -15,7 +15,7 @@ from server.providers.base import HttpProvider, StreamDecoder
 from server.providers.failures import Category, ErrorDetail, looks_like_context_length, parse_duration_seconds
 from server.providers.framing import SSEParser
 from server.providers.http import WireRequest
-from server.providers.mapping import details_for, stable_call_id, tool_names_by_id, tool_result_text
+from server.providers.mapping import details_for, stable_call_id, tool_names_by_id
 from server.providers.types import (
     CompletionRequest,
     CompletionResponse,
@@ -144,7 +144,7 @@ class GeminiProvider(HttpProvider):
                 call_id = message.tool_call_id or ""
                 key = "error" if message.is_error else "result"
                 response: dict[str, Any] = {"name": message.name or names.get(call_id, ""), "response": {}}
-                response["response"][key] = tool_result_text(message)
+                response["response"][key] = message.text()  # the key already says it failed
                 call = calls.get(call_id)
                 if call is None or not details_for(self.name, call.provider_details).get(SYNTHETIC_ID):
                     response["id"] = call_id
