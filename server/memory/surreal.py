@@ -204,6 +204,10 @@ class SurrealMemoryStore:
         self._clock = clock
         self._puts_since_sweep = 0
         self._closed = False
+        # The engine's optimistic transactions lose read-modify-write updates of the counter under
+        # concurrency (measured: 200 concurrent puts, counter off by 1 on mem://, by ~75 on surrealkv://),
+        # so this process serializes its writes; conflicts from other processes are still retried.
+        self._write_lock = anyio.Lock()
 
     async def define_schema(self) -> None:
         await self._run(SCHEMA, {}, "defining the schema")
@@ -411,12 +415,13 @@ class SurrealMemoryStore:
 
     async def _transaction(self, query: str, params: Mapping[str, Any], action: str) -> Any:
         """Run a transactional query, retrying write conflicts a bounded number of times."""
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                return await self._one(query, params, action)
-            except _Retry:
-                if attempt + 1 < MAX_ATTEMPTS:
-                    await anyio.sleep(random.uniform(0, 0.001 * 2**attempt))
+        async with self._write_lock:
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    return await self._one(query, params, action)
+                except _Retry:
+                    if attempt + 1 < MAX_ATTEMPTS:
+                        await anyio.sleep(random.uniform(0, 0.001 * 2**attempt))
         raise StoreConflictError(
             f"The memory store kept reporting conflicting writes while {action} "
             f"({MAX_ATTEMPTS} attempts). Try again."

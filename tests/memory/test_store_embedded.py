@@ -1,0 +1,168 @@
+"""The embedded surrealkv:// store on disk: reopening, durability after SIGKILL, one process per store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import anyio
+import pytest
+
+from server.config import Settings
+from server.errors import ConfigError, StoreLockedError
+from server.memory.lock import lock_path_for
+from server.memory.records import Owner, Scope
+from server.memory.store import open_store
+
+ALICE = Owner("alice", "s1")
+REPO = Path(__file__).resolve().parents[2]
+
+# Opens the store, records, says "ack" and then waits to be killed.
+PUT_AND_WAIT = textwrap.dedent(
+    """
+    import sys, anyio
+    from server.config import Settings
+    from server.memory.records import Owner, Scope
+    from server.memory.store import open_store
+
+    async def main() -> None:
+        async with open_store(Settings(store=sys.argv[1])) as store:
+            for i in range(20):
+                await store.put(Owner("alice", "s1"), Scope.USER, f"value {i}", key=f"k{i}")
+            await store.put(Owner("alice", "s1"), Scope.SESSION, "keyless session note")
+            print("ack", flush=True)
+            await anyio.sleep_forever()
+
+    anyio.run(main)
+    """
+)
+
+# Tries to open the store; prints the error it gets.
+TRY_OPEN = textwrap.dedent(
+    """
+    import sys, anyio
+    from server.config import Settings
+    from server.errors import StoreLockedError
+    from server.memory.store import open_store
+
+    async def main() -> int:
+        try:
+            async with open_store(Settings(store=sys.argv[1])):
+                print("opened", flush=True)
+                return 0
+        except StoreLockedError as e:
+            print(e, flush=True)
+            return 3
+
+    sys.exit(anyio.run(main))
+    """
+)
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "SURREAL_SYNC_DATA"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+def store_url(tmp_path: Path) -> str:
+    return f"surrealkv://{tmp_path / 'data' / 'store'}"
+
+
+async def test_records_survive_a_clean_close_and_reopen(tmp_path: Path) -> None:
+    settings = Settings(store=store_url(tmp_path))
+    async with open_store(settings) as store:
+        keyed = await store.put(ALICE, Scope.USER, "tea", key="drink")
+        keyless = await store.put(ALICE, Scope.USER, "likes hiking")
+
+    async with open_store(settings) as store:
+        assert await store.list(ALICE, Scope.USER) == [keyless, keyed]
+        assert await store.forget(ALICE, Scope.USER, keyless.handle) == keyless
+        assert await store.count(ALICE, Scope.USER) == 1
+
+
+async def test_an_acknowledged_record_survives_sigkill(tmp_path: Path) -> None:
+    url = store_url(tmp_path)
+    with anyio.fail_after(20):
+        process = await anyio.open_process(
+            [sys.executable, "-c", PUT_AND_WAIT, url], env=child_env(), cwd=REPO, stderr=subprocess.PIPE
+        )
+        async with process:
+            assert process.stdout is not None
+            output = b""
+            async for chunk in process.stdout:
+                output += chunk
+                if b"ack\n" in output:
+                    break
+            process.send_signal(signal.SIGKILL)
+            assert await process.wait() == -signal.SIGKILL
+        assert output == b"ack\n"
+
+    async with open_store(Settings(store=url)) as store:
+        records = await store.list(ALICE, Scope.USER)
+        assert [r.content for r in records] == [f"value {i}" for i in reversed(range(20))]
+        assert [r.content for r in await store.list(ALICE, Scope.SESSION)] == ["keyless session note"]
+
+
+async def test_a_second_process_fails_fast_while_the_first_keeps_working(tmp_path: Path) -> None:
+    url = store_url(tmp_path)
+    store_dir = tmp_path / "data" / "store"
+    async with open_store(Settings(store=url)) as store:
+        before = await store.put(ALICE, Scope.USER, "before", key="a")
+
+        with anyio.fail_after(20):
+            result = await anyio.run_process(
+                [sys.executable, "-c", TRY_OPEN, url], env=child_env(), cwd=REPO, check=False
+            )
+
+        message = result.stdout.decode()
+        assert result.returncode == 3, message + result.stderr.decode()
+        assert str(store_dir) in message
+        assert f"process {os.getpid()}" in message
+        assert "close the other memory-router" in message
+        assert "MEMORY_ROUTER_STORE" in message
+        after = await store.put(ALICE, Scope.USER, "after", key="b")
+        assert await store.list(ALICE, Scope.USER) == [after, before]
+
+    async with open_store(Settings(store=url)) as store:
+        assert [r.content for r in await store.list(ALICE, Scope.USER)] == ["after", "before"]
+
+
+async def test_the_same_store_cannot_be_opened_twice_in_one_process(tmp_path: Path) -> None:
+    settings = Settings(store=store_url(tmp_path))
+    async with open_store(settings) as store:
+        with pytest.raises(StoreLockedError, match=f"process {os.getpid()}"):
+            async with open_store(settings):
+                pass
+        await store.put(ALICE, Scope.USER, "still fine", key="a")
+
+    async with open_store(settings) as store:
+        assert await store.count(ALICE, Scope.USER) == 1
+
+
+async def test_the_lock_file_sits_beside_the_store_and_names_its_holder(tmp_path: Path) -> None:
+    store_dir = tmp_path / "data" / "store"
+    lock_file = lock_path_for(store_dir)
+    async with open_store(Settings(store=store_url(tmp_path))):
+        assert lock_file == tmp_path / "data" / "store.lock"
+        assert lock_file.read_text().strip() == str(os.getpid())
+    assert lock_file.read_text() == ""
+
+
+async def test_open_store_sets_fsync_on_commit_for_embedded_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SURREAL_SYNC_DATA", raising=False)
+    async with open_store(Settings(store=store_url(tmp_path))):
+        assert os.environ["SURREAL_SYNC_DATA"] == "true"
+
+
+@pytest.mark.parametrize("url", ["surrealkv://", "postgres://localhost/db", "store"])
+async def test_an_unusable_store_url_is_a_config_error(url: str) -> None:
+    with pytest.raises(ConfigError, match="MEMORY_ROUTER_STORE"):
+        async with open_store(Settings(store=url)):
+            pass
