@@ -13,14 +13,17 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 import httpx
 from mcp import types
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
-from mcp.server.mcpserver.resources.templates import ResourceSecurity
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
+from mcp.types.jsonrpc import INVALID_PARAMS
 from pydantic import Field
 
 from server import __version__
@@ -30,7 +33,7 @@ from server.memory.preamble import PreambleBudget
 from server.memory.records import MemoryRecord, Owner, Scope
 from server.memory.service import MEMORY_TOOL_DESCRIPTION, MemoryService
 from server.memory.store import open_store
-from server.subscriptions import LegacySubscriptions, UserScopedBus, affected_uris
+from server.subscriptions import PREAMBLE_URI, LegacySubscriptions, UserScopedBus, affected_uris, scope_uri
 
 logger = logging.getLogger(__name__)
 
@@ -99,10 +102,14 @@ def build_server(settings: Settings, *, http_client: httpx.AsyncClient | None = 
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         async with AsyncExitStack() as stack:
             store = await stack.enter_async_context(open_store(settings))
-            http = http_client or await stack.enter_async_context(
-                httpx.AsyncClient(timeout=httpx.Timeout(settings.request_timeout_seconds, connect=10.0))
+            if http_client is None:
+                timeout = httpx.Timeout(settings.request_timeout_seconds, connect=10.0)
+                http = await stack.enter_async_context(httpx.AsyncClient(timeout=timeout))
+            else:
+                http = http_client
+            budget = PreambleBudget(
+                max_chars=settings.preamble_max_chars, max_items=settings.preamble_max_items
             )
-            budget = PreambleBudget(max_chars=settings.preamble_max_chars, max_items=settings.preamble_max_items)
             state = AppState(
                 settings=settings,
                 memory=MemoryService(store, budget),
@@ -164,80 +171,105 @@ def _add_memory_tool(mcp: MCPServer[AppState]) -> None:
         return result.text
 
 
-def _add_memory_resources(mcp: MCPServer[AppState]) -> None:
-    any_key = ResourceSecurity(exempt_params={"key"})
-
-    async def list_scope(ctx: Context[AppState], scope: Scope) -> str:
-        state = ctx.request_context.lifespan_context
-        return records_json(await state.memory.store.list(caller(ctx), scope))
-
-    async def one(ctx: Context[AppState], scope: Scope, key: str) -> str:
-        state = ctx.request_context.lifespan_context
-        try:
-            record = await state.memory.store.get(caller(ctx), scope, key)
-        except MemoryInputError:
-            record = None
-        if record is None:
-            raise ResourceNotFoundError(f"No {scope.value} memory found for {key!r}.")
-        return json.dumps(record_json(record), ensure_ascii=False, indent=2)
-
-    @mcp.resource(
-        "memory://user",
+STATIC_RESOURCES = [
+    types.Resource(
+        uri="memory://user",
         name="user-memories",
         description="Your user memories (durable, across sessions and hosts), newest first.",
         mime_type="application/json",
-    )
-    async def user_memories(ctx: Context[AppState]) -> str:
-        return await list_scope(ctx, Scope.USER)
-
-    @mcp.resource(
-        "memory://user/{key}",
-        name="user-memory",
-        description="One user memory; the key is percent-encoded.",
-        mime_type="application/json",
-        security=any_key,
-    )
-    async def user_memory(key: str, ctx: Context[AppState]) -> str:
-        return await one(ctx, Scope.USER, key)
-
-    @mcp.resource(
-        "memory://session",
+    ),
+    types.Resource(
+        uri="memory://session",
         name="session-memories",
         description="Memories of the current session, newest first.",
         mime_type="application/json",
-    )
-    async def session_memories(ctx: Context[AppState]) -> str:
-        return await list_scope(ctx, Scope.SESSION)
-
-    @mcp.resource(
-        "memory://session/{key}",
-        name="session-memory",
-        description="One memory of the current session; the key is percent-encoded.",
-        mime_type="application/json",
-        security=any_key,
-    )
-    async def session_memory(key: str, ctx: Context[AppState]) -> str:
-        return await one(ctx, Scope.SESSION, key)
-
-    @mcp.resource(
-        "memory://preamble",
+    ),
+    types.Resource(
+        uri=PREAMBLE_URI,
         name="memory-preamble",
         description="The exact text that route_completion appends to the system prompt now.",
         mime_type="text/plain",
+    ),
+]
+RESOURCE_TEMPLATES = [
+    types.ResourceTemplate(
+        uri_template=f"memory://{scope.value}/{{key}}",
+        name=f"{scope.value}-memory",
+        description=f"One {scope.value} memory; the key is percent-encoded (every reserved character, / included).",
+        mime_type="application/json",
     )
-    async def preamble(ctx: Context[AppState]) -> str:
-        state = ctx.request_context.lifespan_context
-        return await state.memory.preamble(caller(ctx))
+    for scope in Scope
+]
+
+
+def _add_memory_resources(mcp: MCPServer[AppState]) -> None:
+    """Memory resources are served at the lowlevel: they depend on who asks, which MCPServer's
+    static resources cannot see."""
+
+    async def list_resources(
+        ctx: ServerRequestContext[AppState], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=STATIC_RESOURCES)
+
+    async def list_templates(
+        ctx: ServerRequestContext[AppState], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=RESOURCE_TEMPLATES)
+
+    async def read(
+        ctx: ServerRequestContext[AppState], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        uri = str(params.uri)
+        text, mime = await _read_resource(ctx.lifespan_context, owner_of(ctx), uri)
+        return types.ReadResourceResult(
+            contents=[types.TextResourceContents(uri=uri, mime_type=mime, text=text)]
+        )
+
+    lowlevel = _lowlevel(mcp)
+    lowlevel.add_request_handler("resources/list", types.PaginatedRequestParams, list_resources)
+    lowlevel.add_request_handler("resources/templates/list", types.PaginatedRequestParams, list_templates)
+    lowlevel.add_request_handler("resources/read", types.ReadResourceRequestParams, read)
+
+
+def _not_found(uri: str, what: str) -> MCPError:
+    return MCPError(code=INVALID_PARAMS, message=f"Resource not found: {what}", data={"uri": uri})
+
+
+async def _read_resource(state: AppState, owner: Owner, uri: str) -> tuple[str, str]:
+    memory = state.memory
+    if uri == PREAMBLE_URI:
+        return await memory.preamble(owner), "text/plain"
+    for scope in Scope:
+        if uri == scope_uri(scope):
+            return records_json(await memory.store.list(owner, scope)), "application/json"
+        prefix = scope_uri(scope) + "/"
+        if uri.startswith(prefix):
+            key = unquote(uri.removeprefix(prefix))
+            try:
+                record = await memory.store.get(owner, scope, key)
+            except MemoryInputError:
+                record = None
+            if record is None:
+                raise _not_found(uri, f"no {scope.value} memory found for {key!r}.")
+            return json.dumps(record_json(record), ensure_ascii=False, indent=2), "application/json"
+    raise _not_found(uri, f"{uri} is not a memory-router resource.")
+
+
+def owner_of(ctx: ServerRequestContext[AppState]) -> Owner:
+    """The caller of a lowlevel request (resources, subscriptions): as `caller`, without a session_id."""
+    state = ctx.lifespan_context
+    headers = getattr(ctx.request, "headers", None)
+    session = (headers.get("mcp-session-id") if headers else None) or state.process_session
+    return Owner(user=current_user(state.settings), session=session)
+
+
+def _lowlevel(mcp: MCPServer[AppState]) -> Server[AppState]:
+    # MCPServer has no public hook for these handlers yet; the lowlevel server is where they live.
+    return mcp._lowlevel_server  # pyright: ignore[reportPrivateUsage]
 
 
 def _add_legacy_subscriptions(mcp: MCPServer[AppState]) -> None:
     """`resources/subscribe` for handshake-era clients (MCPServer serves only the 2026 listen path)."""
-
-    def owner_of(ctx: ServerRequestContext[AppState]) -> Owner:
-        state = ctx.lifespan_context
-        headers = getattr(ctx.request, "headers", None)
-        session = (headers.get("mcp-session-id") if headers else None) or state.process_session
-        return Owner(user=current_user(state.settings), session=session)
 
     async def subscribe(
         ctx: ServerRequestContext[AppState], params: types.SubscribeRequestParams
@@ -251,7 +283,6 @@ def _add_legacy_subscriptions(mcp: MCPServer[AppState]) -> None:
         ctx.lifespan_context.legacy_subscriptions.unsubscribe(ctx.session, str(params.uri))
         return types.EmptyResult()
 
-    # MCPServer has no public hook for these yet; the lowlevel server is where handlers live.
-    lowlevel = mcp._lowlevel_server  # pyright: ignore[reportPrivateUsage]
+    lowlevel = _lowlevel(mcp)
     lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe)

@@ -9,9 +9,8 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
@@ -112,11 +111,11 @@ async def cmd_memory(args: argparse.Namespace, settings: Settings) -> int:
                 for record in await store.list(owner, scope, limit=args.limit):
                     _print_record(record)
             case "show":
-                record = await store.get(owner, scope, args.key)
-                if record is None:
+                found = await store.get(owner, scope, args.key)
+                if found is None:
                     print(f'No {scope.value} memory found for "{args.key}".', file=sys.stderr)
                     return 1
-                print(json.dumps(_export_line(record, owner), ensure_ascii=False, indent=2))
+                print(json.dumps(_export_line(found, owner), ensure_ascii=False, indent=2))
             case "forget":
                 forgotten = (
                     await store.forget(owner, scope, args.handle)
@@ -136,7 +135,7 @@ async def cmd_memory(args: argparse.Namespace, settings: Settings) -> int:
                         progress.advance()
                 print(f"Exported {len(records)} {scope.value} memories.", file=sys.stderr)
             case "import":
-                lines = Path(args.file).read_text(encoding="utf-8").splitlines()
+                lines = (await anyio.Path(args.file).read_text(encoding="utf-8")).splitlines()
                 progress = Progress(len(lines), "import")
                 imported = 0
                 for number, line in enumerate(lines, start=1):
@@ -145,7 +144,9 @@ async def cmd_memory(args: argparse.Namespace, settings: Settings) -> int:
                     try:
                         record, line_scope, session = _import_line(line)
                     except (ValueError, KeyError, TypeError) as e:
-                        print(f"{args.file}:{number}: not a memory-router export line ({e}).", file=sys.stderr)
+                        print(
+                            f"{args.file}:{number}: not a memory-router export line ({e}).", file=sys.stderr
+                        )
                         return 1
                     target = Owner(user=owner.user, session=args.session or session or owner.session)
                     await store.restore(target, line_scope, record)
@@ -164,7 +165,7 @@ class _Stdout:
 
 
 def _open_out(file: str | None) -> Any:
-    return _Stdout() if file in (None, "-") else open(file, "w", encoding="utf-8")  # noqa: SIM115
+    return _Stdout() if file in (None, "-") else open(file, "w", encoding="utf-8")
 
 
 def _export_line(record: MemoryRecord, owner: Owner) -> dict[str, Any]:
@@ -204,7 +205,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="memory-router",
         description="An MCP server with memory that lasts and one door to every model.",
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")
+    parser.add_argument(
+        "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
@@ -254,8 +257,6 @@ def _parser() -> argparse.ArgumentParser:
 
 # Other modules (routing, HTTP) register their commands here to keep this file small.
 _extra_commands: list[Callable[[Any], None]] = []
-
-
 
 
 def main(argv: list[str] | None = None) -> None:

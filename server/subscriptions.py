@@ -104,5 +104,3 @@ class LegacySubscriptions:
                     logger.debug("dropping subscriptions of a closed connection")
                     self._subscribers.pop(connection, None)
                     break
-
-

@@ -80,7 +80,9 @@ def render_preamble(
             lines.append(line)
             used += cost
             shown += 1
-    body = "".join(f"{title}\n" + "".join(f"{line}\n" for line in lines) for title, lines in sections if lines)
+    body = "".join(
+        f"{title}\n" + "".join(f"{line}\n" for line in lines) for title, lines in sections if lines
+    )
     left_out = total - shown
     if left_out > 0:
         body += f"({left_out} more remembered {'fact' if left_out == 1 else 'facts'} not shown.)\n"

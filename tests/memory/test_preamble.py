@@ -8,7 +8,9 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def rec(content: str, key: str | None = None, scope: Scope = Scope.USER, age: int = 0) -> MemoryRecord:
     at = T0 - timedelta(minutes=age)
-    return MemoryRecord(handle=f"h{content}", scope=scope, key=key, content=content, created_at=at, updated_at=at)
+    return MemoryRecord(
+        handle=f"h{content}", scope=scope, key=key, content=content, created_at=at, updated_at=at
+    )
 
 
 def test_empty_store_gives_no_preamble_at_all() -> None:

@@ -1,0 +1,197 @@
+"""The `memory` tool and the memory resources, through the SDK's client, in memory."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import pytest
+from mcp import Client, types
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+
+from server.app import build_server
+from server.config import Settings
+
+
+def text_of(result: types.CallToolResult) -> str:
+    block = result.content[0]
+    assert isinstance(block, types.TextContent)
+    return block.text
+
+
+async def read_json(client: Client, uri: str) -> Any:
+    result = await client.read_resource(uri)
+    content = result.contents[0]
+    assert isinstance(content, types.TextResourceContents)
+    return json.loads(content.text)
+
+
+async def record(client: Client, scope: str, key: str, value: str, **extra: Any) -> types.CallToolResult:
+    return await client.call_tool(
+        "memory", {"op": "record", "scope": scope, "key": key, "value": value, **extra}
+    )
+
+
+async def test_memory_tool_has_the_contract_schema_and_annotations(settings: Settings) -> None:
+    async with Client(build_server(settings)) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    tool = tools["memory"]
+    schema = tool.input_schema
+    assert schema["required"] == ["op", "scope", "key"]
+    assert schema["properties"]["op"]["enum"] == ["record", "forget"]
+    assert schema["properties"]["scope"]["enum"] == ["user", "session"]
+    assert "recall" in (tool.description or "")
+    assert tool.annotations is not None
+    assert tool.annotations.read_only_hint is False
+    assert tool.annotations.destructive_hint is True
+    assert tool.annotations.idempotent_hint is True
+    assert tool.annotations.open_world_hint is False
+
+
+async def test_record_then_read_it_back_from_the_user_resource(settings: Settings) -> None:
+    async with Client(build_server(settings)) as client:
+        result = await record(client, "user", "drink", "likes green tea")
+        assert not result.is_error
+        assert text_of(result) == 'Recorded user memory "drink".'
+        listed = await read_json(client, "memory://user")
+    assert [(m["key"], m["content"]) for m in listed] == [("drink", "likes green tea")]
+    assert set(listed[0]) == {"handle", "key", "content", "created_at", "updated_at"}
+
+
+async def test_record_of_an_existing_key_replaces_the_fact(settings: Settings) -> None:
+    async with Client(build_server(settings)) as client:
+        await record(client, "user", "city", "Paris")
+        await record(client, "user", "city", "Lyon")
+        listed = await read_json(client, "memory://user")
+        one = await read_json(client, "memory://user/city")
+    assert [m["content"] for m in listed] == ["Lyon"]
+    assert one["content"] == "Lyon"
+
+
+async def test_record_without_a_value_is_a_tool_error_saying_the_value_is_required(
+    settings: Settings,
+) -> None:
+    async with Client(build_server(settings)) as client:
+        result = await client.call_tool("memory", {"op": "record", "scope": "user", "key": "k"})
+        assert result.is_error
+        assert "value is required" in text_of(result)
+        assert await read_json(client, "memory://user") == []
+
+
+async def test_forget_removes_the_fact_and_says_so(settings: Settings) -> None:
+    async with Client(build_server(settings)) as client:
+        await record(client, "session", "task", "drafting a talk")
+        result = await client.call_tool("memory", {"op": "forget", "scope": "session", "key": "task"})
+        assert text_of(result) == 'Forgot session memory "task".'
+        assert await read_json(client, "memory://session") == []
+
+
+async def test_forget_unknown_key_reports_nothing_found_without_error(settings: Settings) -> None:
+    async with Client(build_server(settings)) as client:
+        result = await client.call_tool("memory", {"op": "forget", "scope": "user", "key": "nope"})
+    assert not result.is_error
+    assert text_of(result) == 'No user memory found for "nope".'
+
+
+@pytest.mark.parametrize(
+    ("arguments", "allowed"),
+    [
+        ({"op": "recall", "scope": "user", "key": "k"}, "'record' or 'forget'"),
+        ({"op": "record", "scope": "global", "key": "k", "value": "v"}, "'user' or 'session'"),
+    ],
+)
+async def test_unknown_op_or_scope_is_a_validation_error_naming_the_allowed_values(
+    settings: Settings, arguments: dict[str, str], allowed: str
+) -> None:
+    async with Client(build_server(settings)) as client:
+        result = await client.call_tool("memory", arguments)
+    assert result.is_error
+    assert allowed in text_of(result)
+
+
+async def test_a_value_over_the_limit_is_refused_with_the_limit_named(settings: Settings) -> None:
+    settings.max_value_bytes = 100
+    async with Client(build_server(settings)) as client:
+        result = await record(client, "user", "big", "x" * 101)
+        assert result.is_error
+        assert "100 bytes" in text_of(result) and "MEMORY_ROUTER_MAX_VALUE_BYTES" in text_of(result)
+        assert not (await record(client, "user", "ok", "x" * 100)).is_error
+
+
+async def test_nasty_keys_round_trip_through_tool_and_resource(settings: Settings) -> None:
+    keys = ["a/b", "quote\"'`", "x:y", "⟩⟨", "123", "'; DELETE memory; --", "sp ace%20", "emoji 🧠", "?#&="]
+    async with Client(build_server(settings)) as client:
+        for i, key in enumerate(keys):
+            assert not (await record(client, "user", key, f"value {i}")).is_error
+        for i, key in enumerate(keys):
+            one = await read_json(client, f"memory://user/{quote(key, safe='')}")
+            assert (one["key"], one["content"]) == (key, f"value {i}")
+        assert len(await read_json(client, "memory://user")) == len(keys)
+
+
+async def test_missing_key_resource_is_not_found(settings: Settings) -> None:
+    async with Client(build_server(settings)) as client:
+        with pytest.raises(MCPError) as info:
+            await client.read_resource("memory://user/absent")
+    assert "absent" in str(info.value)
+
+
+async def test_session_memories_stay_in_their_session(settings: Settings) -> None:
+    async with Client(build_server(settings)) as client:
+        await record(client, "session", "task", "mine")
+        await record(client, "session", "task", "theirs", session_id="other")
+        assert [m["content"] for m in await read_json(client, "memory://session")] == ["mine"]
+        result = await client.call_tool(
+            "memory", {"op": "forget", "scope": "session", "key": "task", "session_id": "third"}
+        )
+        assert text_of(result) == 'No session memory found for "task".'
+        assert [m["content"] for m in await read_json(client, "memory://session")] == ["mine"]
+
+
+async def test_preamble_resource_lists_user_then_session_memories(settings: Settings) -> None:
+    async with Client(build_server(settings)) as client:
+        empty = await client.read_resource("memory://preamble")
+        await record(client, "session", "task", "drafting a talk")
+        await record(client, "user", "name", "Alice")
+        preamble = await client.read_resource("memory://preamble")
+    assert isinstance(empty.contents[0], types.TextResourceContents)
+    assert empty.contents[0].text == ""
+    text = preamble.contents[0]
+    assert isinstance(text, types.TextResourceContents)
+    assert text.text.index("[name] Alice") < text.text.index("[task] drafting a talk")
+
+
+async def test_listen_subscribers_hear_about_their_own_memories(settings: Settings) -> None:
+    server = build_server(settings)
+    uris = ["memory://user", "memory://user/drink"]
+    async with Client(server) as client, client.listen(resource_subscriptions=uris) as sub:
+        await record(client, "user", "drink", "tea")
+        seen: set[str] = set()
+        with anyio.fail_after(5):
+            async for event in sub:
+                seen.add(getattr(event, "uri", ""))
+                if seen >= set(uris):
+                    break
+
+
+async def test_legacy_subscribers_get_resource_updated_notifications(settings: Settings) -> None:
+    updated: list[str] = []
+    got = anyio.Event()
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updated.append(str(message.params.uri))
+            got.set()
+
+    async with Client(build_server(settings), mode="legacy", message_handler=on_message) as client:
+        assert client.server_capabilities.resources is not None
+        assert client.server_capabilities.resources.subscribe
+        with pytest.warns(MCPDeprecationWarning):
+            await client.subscribe_resource("memory://session")
+        await record(client, "user", "unrelated", "x")
+        await record(client, "session", "task", "y")
+        with anyio.fail_after(5):
+            await got.wait()
+    assert updated == ["memory://session"]
