@@ -137,6 +137,7 @@ def build_server(settings: Settings, *, http_client: httpx.AsyncClient | None = 
     _add_memory_tool(mcp)
     _add_memory_resources(mcp)
     _add_legacy_subscriptions(mcp)
+    _add_logging_level(mcp)
     return mcp
 
 
@@ -286,3 +287,14 @@ def _add_legacy_subscriptions(mcp: MCPServer[AppState]) -> None:
     lowlevel = _lowlevel(mcp)
     lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe)
+
+
+def _add_logging_level(mcp: MCPServer[AppState]) -> None:
+    """`logging/setLevel` for handshake-era clients; we send no log notifications, so any level is fine."""
+
+    async def set_level(
+        ctx: ServerRequestContext[AppState], params: types.SetLevelRequestParams
+    ) -> types.EmptyResult:
+        return types.EmptyResult()
+
+    _lowlevel(mcp).add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
