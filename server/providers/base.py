@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, Protocol
 
@@ -36,7 +36,9 @@ class Provider(Protocol):
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse: ...
 
-    def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]: ...
+    def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
+        """Use inside `contextlib.aclosing` so an abandoned stream closes its HTTP response at once."""
+        ...
 
     async def check(self) -> None: ...
 
@@ -150,7 +152,7 @@ class HttpProvider(ABC):
         payload = await self.http.request_json(self.build_request(request, stream=False), request.model)
         return self.read_payload(payload, request)
 
-    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
         wire = self.build_request(request, stream=True)
         decoder = self.decoder(request)
         async with aclosing(self.http.stream(wire, request.model)) as chunks:

@@ -94,7 +94,11 @@ async def _pieces(data: bytes, size: int, then: Exception | None) -> AsyncIterat
 
 
 def stream_reply(
-    data: bytes | str, *, size: int = 7, content_type: str = "text/event-stream", then: Exception | None = None
+    data: bytes | str,
+    *,
+    size: int = 7,
+    content_type: str = "text/event-stream",
+    then: Exception | None = None,
 ) -> Callable[[httpx.Request], httpx.Response]:
     """A streamed 200 whose body arrives in `size`-byte pieces, cut anywhere; a fresh body per request."""
     raw = data.encode() if isinstance(data, str) else data

@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from provider_fakes import KEY, FakeClock, Upstream, json_reply, provider, sse, stream_reply
+
 from server.errors import ProviderError, ProviderErrorCategory
 from server.providers.types import (
     CompletionRequest,
@@ -43,7 +43,12 @@ def request(**extra: object) -> CompletionRequest:
 
 
 def streamed_message() -> str:
-    start = {**MESSAGE, "content": [], "stop_reason": None, "usage": {"input_tokens": 423, "output_tokens": 1}}
+    start = {
+        **MESSAGE,
+        "content": [],
+        "stop_reason": None,
+        "usage": {"input_tokens": 423, "output_tokens": 1},
+    }
     args = json.dumps({"city": "Paris"})
     return sse(
         {"type": "message_start", "message": start},
@@ -57,9 +62,17 @@ def streamed_message() -> str:
             "index": 1,
             "content_block": {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}},
         },
-        {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}},
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": ""},
+        },
         *[
-            {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": p}}
+            {
+                "type": "content_block_delta",
+                "index": 1,
+                "delta": {"type": "input_json_delta", "partial_json": p},
+            }
             for p in (args[:5], args[5:9], args[9:])
         ],
         {"type": "content_block_stop", "index": 1},
@@ -126,7 +139,9 @@ async def test_history_puts_all_results_of_a_turn_in_one_user_turn() -> None:
     assert body["messages"] == [
         {
             "role": "user",
-            "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}}],
+            "content": [
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}}
+            ],
         },
         {
             "role": "assistant",
@@ -144,7 +159,9 @@ async def test_history_puts_all_results_of_a_turn_in_one_user_turn() -> None:
             ],
         },
     ]
-    assert body["tools"] == [{"name": "weather", "description": "Weather now", "input_schema": {"type": "object"}}]
+    assert body["tools"] == [
+        {"name": "weather", "description": "Weather now", "input_schema": {"type": "object"}}
+    ]
     assert body["tool_choice"] == {"type": "tool", "name": "weather"}
 
 
@@ -214,7 +231,10 @@ async def test_context_length_400_is_its_own_category_and_not_retried() -> None:
             400,
             {
                 "type": "error",
-                "error": {"type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > 200000"},
+                "error": {
+                    "type": "invalid_request_error",
+                    "message": "prompt is too long: 210000 tokens > 200000",
+                },
                 "request_id": "req_1",
             },
         )
@@ -227,7 +247,9 @@ async def test_context_length_400_is_its_own_category_and_not_retried() -> None:
 
 
 async def test_overloaded_529_is_retried_with_backoff() -> None:
-    overloaded = json_reply(529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    overloaded = json_reply(
+        529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    )
     clock = FakeClock()
     upstream = Upstream(overloaded, overloaded, json_reply(200, MESSAGE))
     response = await provider("anthropic", upstream, clock).complete(request())

@@ -1,6 +1,6 @@
 import pytest
-
 from provider_fakes import KEY, FakeClock, Upstream, json_reply, provider, sse, stream_reply
+
 from server.errors import ProviderError, ProviderErrorCategory
 from server.providers.types import (
     CompletionRequest,
@@ -11,7 +11,12 @@ from server.providers.types import (
     ToolCallEvent,
 )
 
-USAGE = {"promptTokenCount": 193, "candidatesTokenCount": 37, "thoughtsTokenCount": 108, "totalTokenCount": 338}
+USAGE = {
+    "promptTokenCount": 193,
+    "candidatesTokenCount": 37,
+    "thoughtsTokenCount": 108,
+    "totalTokenCount": 338,
+}
 CALLS = {
     "candidates": [
         {
@@ -19,7 +24,10 @@ CALLS = {
                 "role": "model",
                 "parts": [
                     {"text": "Adding and subtracting."},
-                    {"functionCall": {"name": "add", "args": {"x": 3, "y": 4}}, "thoughtSignature": "c2lnLTE="},
+                    {
+                        "functionCall": {"name": "add", "args": {"x": 3, "y": 4}},
+                        "thoughtSignature": "c2lnLTE=",
+                    },
                     {"functionCall": {"name": "subtract", "args": {"x": 10, "y": 2}}},
                 ],
             },
@@ -41,7 +49,9 @@ def request(**extra: object) -> CompletionRequest:
 
 
 def streamed_calls() -> str:
-    def piece(parts: list[dict[str, object]], usage: dict[str, int], finish: str | None = None) -> dict[str, object]:
+    def piece(
+        parts: list[dict[str, object]], usage: dict[str, int], finish: str | None = None
+    ) -> dict[str, object]:
         candidate: dict[str, object] = {"content": {"role": "model", "parts": parts}, "index": 0}
         if finish:
             candidate["finishReason"] = finish
@@ -147,7 +157,12 @@ async def test_calls_without_ids_get_stable_ids_and_signatures_round_trip() -> N
 async def test_calls_with_gemini_ids_are_answered_by_id() -> None:
     with_id = {
         "candidates": [
-            {"content": {"role": "model", "parts": [{"functionCall": {"id": "fc1", "name": "now", "args": {}}}]}}
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [{"functionCall": {"id": "fc1", "name": "now", "args": {}}}],
+                }
+            }
         ]
     }
     upstream = Upstream(json_reply(200, with_id))
@@ -157,7 +172,9 @@ async def test_calls_with_gemini_ids_are_answered_by_id() -> None:
     await gemini.complete(request(messages=[response.message(), result]))
     contents = upstream.body()["contents"]
     assert contents[0]["parts"] == [{"functionCall": {"name": "now", "args": {}, "id": "fc1"}}]
-    assert contents[1]["parts"] == [{"functionResponse": {"name": "now", "response": {"error": "noon"}, "id": "fc1"}}]
+    assert contents[1]["parts"] == [
+        {"functionResponse": {"name": "now", "response": {"error": "noon"}, "id": "fc1"}}
+    ]
 
 
 async def test_crlf_stream_split_awkwardly_ends_with_the_complete_response() -> None:
@@ -173,7 +190,10 @@ async def test_crlf_stream_split_awkwardly_ends_with_the_complete_response() -> 
 
 
 async def test_blocked_prompt_maps_to_content_filter() -> None:
-    blocked = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 9}}
+    blocked = {
+        "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+        "usageMetadata": {"promptTokenCount": 9},
+    }
     response = await provider("gemini", Upstream(json_reply(200, blocked))).complete(request())
     assert response.finish_reason is FinishReason.CONTENT_FILTER
     assert response.raw_finish_reason == "PROHIBITED_CONTENT"
@@ -199,7 +219,9 @@ async def test_base64_images_become_inline_data() -> None:
     upstream = Upstream(json_reply(200, CALLS))
     messages = [{"role": "user", "content": [{"type": "image", "data": "iVBO", "media_type": "image/png"}]}]
     await provider("gemini", upstream).complete(request(messages=messages))
-    assert upstream.body()["contents"][0]["parts"] == [{"inlineData": {"mimeType": "image/png", "data": "iVBO"}}]
+    assert upstream.body()["contents"][0]["parts"] == [
+        {"inlineData": {"mimeType": "image/png", "data": "iVBO"}}
+    ]
 
 
 async def test_resource_exhausted_honours_retry_info() -> None:
@@ -242,7 +264,13 @@ async def test_invalid_key_400_is_an_authentication_error() -> None:
 
 
 async def test_not_found_on_a_stream_request_carries_the_message() -> None:
-    body = {"error": {"code": 404, "message": "models/x is not found for API version v1beta", "status": "NOT_FOUND"}}
+    body = {
+        "error": {
+            "code": 404,
+            "message": "models/x is not found for API version v1beta",
+            "status": "NOT_FOUND",
+        }
+    }
     reply = json_reply(404, body, {"content-type": "text/event-stream"})
     with pytest.raises(ProviderError) as caught:
         [e async for e in provider("gemini", Upstream(reply)).stream(request())]

@@ -2,8 +2,8 @@ import json
 
 import httpx
 import pytest
-
 from provider_fakes import Upstream, json_reply, provider, stream_reply
+
 from server.errors import ProviderError, ProviderErrorCategory
 from server.providers.types import CompletionRequest, FinalResponse, FinishReason, TextDelta, ToolCallEvent
 
@@ -43,25 +43,41 @@ def line(content: str = "", tool_calls: list[object] | None = None, **extra: obj
     message: dict[str, object] = {"role": "assistant", "content": content}
     if tool_calls is not None:
         message["tool_calls"] = tool_calls
-    return json.dumps({"model": "qwen3:4b", "created_at": "t", "message": message, "done": False, **extra}) + "\n"
+    return (
+        json.dumps({"model": "qwen3:4b", "created_at": "t", "message": message, "done": False, **extra})
+        + "\n"
+    )
 
 
 def streamed_calls() -> str:
     calls = CALLS["message"]["tool_calls"]
-    final = json.dumps({"model": "qwen3:4b", "created_at": "t", "message": {"role": "assistant", "content": ""}, **DONE})
+    final = json.dumps(
+        {"model": "qwen3:4b", "created_at": "t", "message": {"role": "assistant", "content": ""}, **DONE}
+    )
     return line(tool_calls=[calls[0]]) + line(tool_calls=[calls[1]]) + final + "\n"
 
 
 async def test_request_has_system_images_options_tool_names_and_no_streaming_for_complete() -> None:
     upstream = Upstream(json_reply(200, CALLS))
     history = [
-        {"role": "user", "content": [{"type": "text", "text": "what"}, {"type": "image", "data": "iVBO", "media_type": "image/png"}]},
-        {"role": "assistant", "tool_calls": [{"id": "c1", "name": "get_temperature", "arguments": {"city": "Oslo"}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what"},
+                {"type": "image", "data": "iVBO", "media_type": "image/png"},
+            ],
+        },
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": "c1", "name": "get_temperature", "arguments": {"city": "Oslo"}}],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "22°C"},
     ]
     tools = [{"name": "get_temperature", "description": "Temp", "input_schema": {"type": "object"}}]
     await provider("ollama", upstream).complete(
-        request(system="Be brief.", messages=history, tools=tools, parameters={"temperature": 0, "max_tokens": 9})
+        request(
+            system="Be brief.", messages=history, tools=tools, parameters={"temperature": 0, "max_tokens": 9}
+        )
     )
     assert str(upstream.requests[0].url) == "http://ollama.test:11434/api/chat"
     assert "authorization" not in upstream.requests[0].headers
@@ -108,7 +124,9 @@ async def test_ndjson_stream_split_awkwardly_ends_with_the_complete_response() -
 async def test_streamed_text_arrives_as_deltas() -> None:
     final = json.dumps({"model": "qwen3:4b", "message": {"role": "assistant", "content": ""}, **DONE})
     body = line("Hel") + line("lo ✓") + final  # no trailing newline on the last line
-    events = [e async for e in provider("ollama", Upstream(stream_reply(body.encode(), size=3))).stream(request())]
+    events = [
+        e async for e in provider("ollama", Upstream(stream_reply(body.encode(), size=3))).stream(request())
+    ]
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hel", "lo ✓"]
     assert isinstance(events[-1], FinalResponse)
     assert events[-1].response.text == "Hello ✓"

@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from provider_fakes import KEY, FakeClock, Upstream, json_reply, provider, sse, stream_reply
+
 from server.errors import ProviderError, ProviderErrorCategory
 from server.providers.mapping import INVALID_ARGUMENTS
 from server.providers.types import CompletionRequest, FinalResponse, FinishReason, TextDelta, ToolCallEvent
@@ -76,7 +76,9 @@ def streamed_completion() -> str:
         chunk({"content": "Looking"}),
         chunk({"content": " up."}),
         chunk(
-            tool_delta(0, id="call_a", type="function", function={"name": "lookup_population", "arguments": ""})
+            tool_delta(
+                0, id="call_a", type="function", function={"name": "lookup_population", "arguments": ""}
+            )
         ),
         chunk(tool_delta(0, function={"arguments": '{"coun'})),
         chunk(tool_delta(0, function={"arguments": 'try":"Crumpet"}'})),
@@ -91,8 +93,14 @@ def streamed_completion() -> str:
 async def test_request_sends_bearer_system_tools_and_json_string_arguments() -> None:
     upstream = Upstream(json_reply(200, COMPLETION))
     history = [
-        {"role": "user", "content": [{"type": "text", "text": "see"}, {"type": "image", "url": "https://x/i.png"}]},
-        {"role": "assistant", "tool_calls": [{"id": "call_a", "name": "lookup", "arguments": {"country": "X"}}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "see"}, {"type": "image", "url": "https://x/i.png"}],
+        },
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": "call_a", "name": "lookup", "arguments": {"country": "X"}}],
+        },
         {"role": "tool", "tool_call_id": "call_a", "content": "42"},
         {"role": "user", "content": [{"type": "image", "data": "iVBO", "media_type": "image/png"}]},
     ]
@@ -117,11 +125,18 @@ async def test_request_sends_bearer_system_tools_and_json_string_arguments() -> 
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": "call_a", "type": "function", "function": {"name": "lookup", "arguments": '{"country": "X"}'}}
+                {
+                    "id": "call_a",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": '{"country": "X"}'},
+                }
             ],
         },
         {"role": "tool", "tool_call_id": "call_a", "content": "42"},
-        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}}]},
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}}],
+        },
     ]
     assert body["tools"][0] == {
         "type": "function",
@@ -195,7 +210,9 @@ async def test_stream_from_a_compatible_server_without_ids_or_finish_reason_stil
 
 
 async def test_mid_stream_error_object_raises() -> None:
-    body = sse(chunk({"content": "Hi"}), {"error": {"message": "The server had an error", "type": "server_error"}})
+    body = sse(
+        chunk({"content": "Hi"}), {"error": {"message": "The server had an error", "type": "server_error"}}
+    )
     with pytest.raises(ProviderError) as caught:
         [e async for e in provider("openai", Upstream(stream_reply(body))).stream(request())]
     assert caught.value.message == "The server had an error"
@@ -216,7 +233,9 @@ async def test_context_length_exceeded_is_classified() -> None:
 
 
 async def test_llama_cpp_context_overflow_is_classified() -> None:
-    body = {"error": {"code": 400, "type": "exceed_context_size_error", "n_ctx": 512, "n_prompt_tokens": 2009}}
+    body = {
+        "error": {"code": 400, "type": "exceed_context_size_error", "n_ctx": 512, "n_prompt_tokens": 2009}
+    }
     with pytest.raises(ProviderError) as caught:
         await provider("openai", Upstream(json_reply(400, body))).complete(request())
     assert caught.value.category is ProviderErrorCategory.CONTEXT_LENGTH
@@ -245,7 +264,9 @@ async def test_insufficient_quota_429_is_not_retried() -> None:
 
 
 async def test_model_not_found_400_is_not_found() -> None:
-    body = {"error": {"message": "The model `nope` does not exist", "param": "model", "code": "model_not_found"}}
+    body = {
+        "error": {"message": "The model `nope` does not exist", "param": "model", "code": "model_not_found"}
+    }
     with pytest.raises(ProviderError) as caught:
         await provider("openai", Upstream(json_reply(400, body))).complete(request())
     assert caught.value.category is ProviderErrorCategory.NOT_FOUND

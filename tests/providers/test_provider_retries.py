@@ -6,8 +6,8 @@ from contextlib import aclosing
 import anyio
 import httpx
 import pytest
-
 from provider_fakes import KEY, FakeClock, Upstream, json_reply, provider, sse, stream_reply
+
 from server.errors import ProviderError, ProviderErrorCategory
 from server.providers import PROVIDER_NAMES
 from server.providers.types import CompletionRequest, TextDelta
