@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 import pytest
 from provider_fakes import KEY, FakeClock, Upstream, json_reply, provider, sse, stream_reply
@@ -13,7 +14,7 @@ from server.providers.types import (
     ToolCallEvent,
 )
 
-MESSAGE = {
+MESSAGE: dict[str, Any] = {
     "id": "msg_01",
     "type": "message",
     "role": "assistant",

@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 from provider_fakes import KEY, FakeClock, Upstream, json_reply, provider, sse, stream_reply
 
@@ -17,7 +19,7 @@ USAGE = {
     "thoughtsTokenCount": 108,
     "totalTokenCount": 338,
 }
-CALLS = {
+CALLS: dict[str, Any] = {
     "candidates": [
         {
             "content": {

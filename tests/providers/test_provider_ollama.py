@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ DONE = {
     "eval_count": 177,
     "eval_duration": 1,
 }
-CALLS = {
+CALLS: dict[str, Any] = {
     "model": "qwen3:4b",
     "created_at": "2025-01-01T00:00:00Z",
     "message": {
