@@ -1,0 +1,59 @@
+"""Streamed completion text as MCP progress notifications: throttled, with a heartbeat.
+
+Part of the MCP layer. A fast stream is coalesced so the host is not flooded; a slow one still
+sends a notification every few seconds, which keeps hosts that time out silent tool calls waiting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+
+Report = Callable[[float, str], Awaitable[None]]
+
+
+class ProgressStream:
+    def __init__(self, report: Report, *, interval: float = 0.1, heartbeat: float = 10.0) -> None:
+        self._report = report
+        self._interval = interval
+        self._heartbeat = heartbeat
+        self._pending = ""
+        self._progress = 0.0
+        self._last_sent = time.monotonic()
+        self._lock = anyio.Lock()
+
+    async def __call__(self, delta: str) -> None:
+        self._pending += delta
+        if time.monotonic() - self._last_sent >= self._interval:
+            await self.flush()
+
+    async def flush(self, *, beat: bool = False) -> None:
+        async with self._lock:
+            if not self._pending and not beat:
+                return
+            message, self._pending = self._pending, ""
+            # `progress` must grow with every notification: characters streamed, plus one per beat.
+            self._progress += len(message) if message else 1
+            self._last_sent = time.monotonic()
+            await self._report(self._progress, message)
+
+    async def beat_forever(self) -> None:
+        while True:
+            await anyio.sleep(self._heartbeat)
+            if time.monotonic() - self._last_sent >= self._heartbeat:
+                await self.flush(beat=True)
+
+
+@asynccontextmanager
+async def progress_stream(report: Report, **options: float) -> AsyncIterator[ProgressStream]:
+    stream = ProgressStream(report, **options)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stream.beat_forever)
+        try:
+            yield stream
+            await stream.flush()
+        finally:
+            tg.cancel_scope.cancel()
