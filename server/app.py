@@ -145,6 +145,7 @@ def build_server(settings: Settings, *, http_client: httpx.AsyncClient | None = 
     _add_memory_resources(mcp)
     _add_legacy_subscriptions(mcp)
     _add_logging_level(mcp)
+    _add_key_completion(mcp)
     return mcp
 
 
@@ -384,3 +385,28 @@ def _add_logging_level(mcp: MCPServer[AppState]) -> None:
         return types.EmptyResult()
 
     _lowlevel(mcp).add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
+
+
+MAX_COMPLETIONS = 100
+
+
+def _add_key_completion(mcp: MCPServer[AppState]) -> None:
+    """`completion/complete` for the `key` of `memory://user/{key}` and `memory://session/{key}`."""
+
+    async def complete(
+        ctx: ServerRequestContext[AppState], params: types.CompleteRequestParams
+    ) -> types.CompleteResult:
+        keys: list[str] = []
+        ref, argument = params.ref, params.argument
+        if isinstance(ref, types.ResourceTemplateReference) and argument.name == "key":
+            for scope in Scope:
+                if ref.uri == scope_uri(scope) + "/{key}":
+                    records = await ctx.lifespan_context.memory.store.list(owner_of(ctx), scope)
+                    keys = [r.key for r in records if r.key is not None and r.key.startswith(argument.value)]
+        return types.CompleteResult(
+            completion=types.Completion(
+                values=keys[:MAX_COMPLETIONS], total=len(keys), has_more=len(keys) > MAX_COMPLETIONS
+            )
+        )
+
+    _lowlevel(mcp).add_request_handler("completion/complete", types.CompleteRequestParams, complete)
