@@ -428,6 +428,8 @@ class SurrealMemoryStore:
         )
 
     async def _run(self, query: str, params: Mapping[str, Any], action: str) -> builtins.list[Any]:
+        if self._closed:
+            raise StoreError(f"The memory store is closed (while {action}).")
         with _translated(action):
             response = await self._db.query_raw(query, dict(params))
         if response.get("error") is not None:
