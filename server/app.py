@@ -35,6 +35,7 @@ from server.memory.service import MEMORY_TOOL_DESCRIPTION, MemoryService
 from server.memory.store import open_store
 from server.progress import progress_stream
 from server.providers.types import Message, Parameters, ToolChoice, ToolSpec
+from server.routing.catalog import describe_models
 from server.routing.router import Router, RouteRequest, RouteResult
 from server.subscriptions import PREAMBLE_URI, LegacySubscriptions, UserScopedBus, affected_uris, scope_uri
 
@@ -259,6 +260,8 @@ def _add_route_completion_tool(mcp: MCPServer[AppState]) -> None:
         )
 
 
+MODELS_URI = "router://models"
+
 STATIC_RESOURCES = [
     types.Resource(
         uri="memory://user",
@@ -277,6 +280,12 @@ STATIC_RESOURCES = [
         name="memory-preamble",
         description="The exact text that route_completion appends to the system prompt now.",
         mime_type="text/plain",
+    ),
+    types.Resource(
+        uri=MODELS_URI,
+        name="models",
+        description="Configured providers, their default models, aliases, and whether each is usable now.",
+        mime_type="application/json",
     ),
 ]
 RESOURCE_TEMPLATES = [
@@ -327,6 +336,8 @@ async def _read_resource(state: AppState, owner: Owner, uri: str) -> tuple[str, 
     memory = state.memory
     if uri == PREAMBLE_URI:
         return await memory.preamble(owner), "text/plain"
+    if uri == MODELS_URI:
+        return json.dumps(await describe_models(state.router), indent=2), "application/json"
     for scope in Scope:
         if uri == scope_uri(scope):
             return records_json(await memory.store.list(owner, scope)), "application/json"

@@ -14,11 +14,17 @@ from datetime import datetime
 from typing import Any, TextIO
 
 import anyio
+import httpx
 
 from server.config import Settings, load_settings
 from server.errors import MemoryRouterError
-from server.memory.records import MemoryRecord, Owner, Scope
+from server.memory.preamble import PreambleBudget
+from server.memory.records import MemoryRecord, MemoryStorage, Owner, Scope
+from server.memory.service import MemoryService
 from server.memory.store import open_store
+from server.providers.types import Message
+from server.routing.catalog import describe_models
+from server.routing.router import Router, RouteRequest
 
 logger = logging.getLogger("server")
 
@@ -68,6 +74,80 @@ async def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     from server.auth import token_command
 
     return token_command(args.action, args.user, settings)
+
+
+# ---- ask and doctor ----------------------------------------------------------------------------
+
+
+def _memory_service(store: MemoryStorage, settings: Settings) -> MemoryService:
+    budget = PreambleBudget(max_chars=settings.preamble_max_chars, max_items=settings.preamble_max_items)
+    return MemoryService(store, budget)
+
+
+async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+
+    owner = Owner(user=settings.user, session=settings.session or "cli")
+    request = RouteRequest(
+        model=args.model,
+        messages=[Message(role="user", content=args.prompt)],
+        system=args.system,
+        memory=not args.no_memory,
+    )
+
+    async def show(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    timeout = httpx.Timeout(settings.request_timeout_seconds, connect=10.0)
+    async with open_store(settings) as store, httpx.AsyncClient(timeout=timeout) as http:
+        router = Router(settings, http, _memory_service(store, settings))
+        result = await router.route(request, owner, show)
+    if not result.text.endswith("\n"):
+        print()
+    for op in result.memory_ops:
+        print(f"[memory] {op.op} {op.scope} {op.key!r}: {op.outcome}", file=sys.stderr)
+    for call in result.tool_calls:
+        arguments = json.dumps(call.arguments, ensure_ascii=False)
+        print(f"[not run] the model asked for a host tool: {call.name}({arguments})", file=sys.stderr)
+    return 0
+
+
+async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+
+    healthy = True
+
+    def report(ok: bool, what: str, detail: str) -> None:
+        nonlocal healthy
+        healthy = healthy and ok
+        print(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}")
+
+    try:
+        async with open_store(settings) as store:
+            count = await store.count(Owner(user=settings.user, session="doctor"), Scope.USER)
+            report(True, "store", f"{settings.store} opens; {count} user memories for {settings.user!r}")
+            timeout = httpx.Timeout(settings.request_timeout_seconds, connect=10.0)
+            async with httpx.AsyncClient(timeout=timeout) as http:
+                router = Router(settings, http, _memory_service(store, settings))
+                catalog = await describe_models(router, probe_all=True, wait=args.wait)
+    except MemoryRouterError as e:
+        report(False, "store", f"{e} (check MEMORY_ROUTER_STORE)")
+        return 1
+    for entry in catalog["providers"]:
+        name = entry["provider"]
+        if not entry["configured"]:
+            print(f"--   {name}: not configured (set {entry['key_env']} to use it)")
+        elif entry["usable"]:
+            report(True, name, f"answers at {entry['base_url_env']}; default {entry['default_model']}")
+        else:
+            hint = (
+                f"check {entry['key_env']} and {entry['base_url_env']}"
+                if entry["key_env"]
+                else (f"start Ollama or set {entry['base_url_env']}")
+            )
+            report(False, name, f"{entry['problem']} ({hint})")
+    default = catalog["default_model"]
+    print(f"default model: {default or 'none (set MEMORY_ROUTER_DEFAULT_MODEL or a provider key)'}")
+    return 0 if healthy else 1
 
 
 # ---- memory ------------------------------------------------------------------------------------
@@ -218,6 +298,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765)
     serve.set_defaults(run=cmd_serve)
 
+    ask = commands.add_parser("ask", help="one completion with memory, printed as it streams")
+    ask.add_argument("prompt")
+    ask.add_argument("--model", help="provider/model or an alias (default: MEMORY_ROUTER_DEFAULT_MODEL)")
+    ask.add_argument("--system", help="system prompt (memories are appended to it)")
+    ask.add_argument("--no-memory", action="store_true", help="no memory preamble and no memory tool")
+    ask.set_defaults(run=cmd_ask)
+
+    doctor = commands.add_parser("doctor", help="check the store and every configured provider")
+    doctor.add_argument("--wait", type=float, default=10.0, help="seconds to wait for each provider")
+    doctor.set_defaults(run=cmd_doctor)
+
     memory = commands.add_parser("memory", help="manage stored memories")
     actions = memory.add_subparsers(dest="action", required=True)
 
@@ -252,13 +343,7 @@ def _parser() -> argparse.ArgumentParser:
     token_actions.add_parser("revoke", help="remove every token of USER").add_argument("user")
     token.set_defaults(run=cmd_token)
 
-    for extra in _extra_commands:
-        extra(commands)
     return parser
-
-
-# Other modules (routing, HTTP) register their commands here to keep this file small.
-_extra_commands: list[Callable[[Any], None]] = []
 
 
 def main(argv: list[str] | None = None) -> None:
