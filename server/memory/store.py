@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 from surrealdb import AsyncSurreal, SurrealError
+from websockets.exceptions import WebSocketException
 
 from server.config import Settings
 from server.errors import ConfigError, StoreError
@@ -18,6 +20,23 @@ from server.memory.surreal import Clock, SurrealMemoryStore, _translated, utc_no
 
 EMBEDDED_SCHEMES = ("surrealkv", "mem", "memory")
 REMOTE_SCHEMES = ("ws", "wss", "http", "https")
+STATELESS_SCHEMES = ("http", "https")  # the SDK opens a session per request: nothing to connect or close
+
+
+def display_url(url: str) -> str:
+    """The store URL without any user:password@ part, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host += f":{parts.port}"
+    return parts._replace(netloc=host).geturl()
+
+
+async def _close(db: Any, shown: str) -> None:
+    with _translated(f"closing {shown}"):
+        await db.close()
 
 
 def embedded_path(url: str) -> Path | None:
@@ -38,9 +57,10 @@ async def open_store(settings: Settings, *, clock: Clock = utc_now) -> AsyncIter
     """
     url = settings.store
     scheme = urlsplit(url).scheme
+    shown = display_url(url)
     if scheme not in EMBEDDED_SCHEMES + REMOTE_SCHEMES:
         raise ConfigError(
-            f"MEMORY_ROUTER_STORE={url!r} is not a store URL: use surrealkv://PATH, mem://, "
+            f"MEMORY_ROUTER_STORE={shown!r} is not a store URL: use surrealkv://PATH, mem://, "
             "ws://, wss://, http:// or https://."
         )
     async with AsyncExitStack() as stack:
@@ -57,8 +77,10 @@ async def open_store(settings: Settings, *, clock: Clock = utc_now) -> AsyncIter
             stack.callback(lock.release)
             connect_url = f"surrealkv://{path}"
         db: Any = AsyncSurreal(connect_url)
-        with _translated(f"opening {url}"):
-            await db.connect()
+        if scheme not in STATELESS_SCHEMES:
+            with _translated(f"opening {shown}"):
+                await db.connect()
+            stack.push_async_callback(_close, db, shown)
         store = SurrealMemoryStore(
             db, limits=settings.limits, session_ttl_seconds=settings.session_ttl_seconds, clock=clock
         )
@@ -81,8 +103,8 @@ async def _sign_in(db: Any, settings: Settings) -> None:
     }
     try:
         await db.signin(credentials)
-    except (SurrealError, OSError) as e:
+    except (SurrealError, OSError, RuntimeError, aiohttp.ClientError, WebSocketException) as e:
         raise StoreError(
-            f"Signing in to the memory store at {settings.store} as {settings.store_username!r} failed: "
+            f"Signing in to the memory store at {display_url(settings.store)} as {settings.store_username!r} failed: "
             f"{type(e).__name__}. Check MEMORY_ROUTER_STORE_USERNAME and MEMORY_ROUTER_STORE_PASSWORD."
         ) from e

@@ -26,8 +26,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import aiohttp
 import anyio
 from surrealdb import RecordID, SurrealError
+from websockets.exceptions import WebSocketException
 
 from server.errors import MemoryInputError, StoreConflictError, StoreError
 from server.memory.records import MemoryLimits, MemoryRecord, Owner, Scope, check_key, check_value
@@ -74,7 +76,7 @@ IF $old = NONE {
 } ELSE {
     DELETE $old.ordered;
 };
-IF $srec != NONE { UPSERT $srec SET user = $uid, session = $sid, last_active = $now; };
+IF $srec != NONE { UPSERT $srec SET user = $uid, session = $sid, last_active = $active; };
 UPSERT $order CONTENT { memory: $rid };
 LET $rec = UPSERT ONLY $rid CONTENT {
     user: $uid, scope: $scp, session: $sid, key: $key, content: $content,
@@ -140,8 +142,8 @@ def _translated(action: str) -> Iterator[None]:
     """The one boundary where SDK errors become ours."""
     try:
         yield
-    except (SurrealError, OSError, RuntimeError) as e:
-        # The embedded engine reports its failures as RuntimeError.
+    except (SurrealError, OSError, RuntimeError, aiohttp.ClientError, WebSocketException) as e:
+        # The embedded engine reports its failures as RuntimeError; remote ones come from the transport.
         raise StoreError(f"The memory store failed while {action}: {e}") from e
 
 
@@ -183,7 +185,8 @@ def _micros(moment: datetime) -> int:
 class SurrealMemoryStore:
     """`MemoryStorage` on an open SurrealDB connection (embedded or remote, same code path).
 
-    The connection must already be signed in and `use`d; `open_store` does that. Queries run on the
+    The connection must already be signed in and `use`d, and is closed by its opener; `open_store`
+    does both. Queries run on the
     SDK's async interface: the embedded engine executes them on its own Tokio runtime and does not
     block the event loop (asyncio only).
     """
@@ -282,11 +285,8 @@ class SurrealMemoryStore:
         return await self._write(owner, scope, kind, name, record.key, record.content, updated, created)
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
+        """Refuse further calls. The connection belongs to whoever opened it (`open_store`)."""
         self._closed = True
-        with _translated("closing"):
-            await self._db.close()
 
     # -- beyond the protocol: sessions, for export and housekeeping ----------------------------
 
@@ -357,6 +357,7 @@ class SurrealMemoryStore:
             "key": key,
             "content": content,
             "now": now,
+            "active": self._now(),
             "created_at": created_at,
         }
         try:

@@ -16,7 +16,7 @@ from server.config import Settings
 from server.errors import ConfigError, StoreLockedError
 from server.memory.lock import lock_path_for
 from server.memory.records import Owner, Scope
-from server.memory.store import open_store
+from server.memory.store import display_url, open_store
 
 ALICE = Owner("alice", "s1")
 REPO = Path(__file__).resolve().parents[2]
@@ -166,3 +166,8 @@ async def test_an_unusable_store_url_is_a_config_error(url: str) -> None:
     with pytest.raises(ConfigError, match="MEMORY_ROUTER_STORE"):
         async with open_store(Settings(store=url)):
             pass
+
+
+def test_store_urls_in_messages_never_show_credentials() -> None:
+    assert display_url("wss://root:s3cret@db.example:8000/rpc") == "wss://db.example:8000/rpc"
+    assert display_url("surrealkv:///tmp/store") == "surrealkv:///tmp/store"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from server.config import Settings
-from server.memory.records import Owner, Scope
+from server.memory.records import MemoryRecord, Owner, Scope
 from server.memory.store import open_store
 from server.memory.surreal import SurrealMemoryStore
 
@@ -115,3 +115,18 @@ async def test_user_memories_never_expire(store: SurrealMemoryStore, clock: Cloc
 
     assert await store.sweep_expired_sessions() == 0
     assert await store.get(ALICE_LATER, Scope.USER, "name") == durable
+
+
+async def test_restoring_old_session_records_counts_as_activity_now(
+    store: SurrealMemoryStore, clock: Clock
+) -> None:
+    old = clock.now - timedelta(days=30)
+    record = MemoryRecord(
+        handle="x", scope=Scope.SESSION, key="a", content="old", created_at=old, updated_at=old
+    )
+
+    restored = await store.restore(ALICE, Scope.SESSION, record)
+    clock.advance(TTL / 2)
+
+    assert await store.list(ALICE, Scope.SESSION) == [restored]
+    assert restored.updated_at == old
