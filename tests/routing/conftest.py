@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from fake_llm import KEY, FakeLLM
+
+from server.config import Settings
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeLLM]:
+    async with FakeLLM().serving() as server:
+        yield server
+
+
+def provider_env(url: str) -> dict[str, str]:
+    """The standard variables that point every provider at the fake, with dummy keys."""
+    return {
+        "ANTHROPIC_API_KEY": KEY,
+        "OPENAI_API_KEY": KEY,
+        "GEMINI_API_KEY": KEY,
+        "ANTHROPIC_BASE_URL": url,
+        "OPENAI_BASE_URL": f"{url}/v1",
+        "GEMINI_BASE_URL": url,
+        "OLLAMA_HOST": url,
+    }
+
+
+@pytest.fixture
+def settings(fake: FakeLLM) -> Settings:
+    """Every provider at the fake, an ephemeral store, a fixed user and session, no retry waits."""
+    return Settings(store="mem://", user="alice", session="s1", max_retries=0, **provider_env(fake.url))

@@ -1,0 +1,572 @@
+"""One scriptable fake model server that speaks the four real wire formats on their real paths.
+
+    POST /v1/messages                                  Anthropic (JSON, or named SSE events)
+    POST /v1/chat/completions                          OpenAI (JSON, or `data:` SSE ending in [DONE])
+    POST /v1beta/models/{model}:generateContent        Gemini (JSON)
+    POST /v1beta/models/{model}:streamGenerateContent  Gemini (`?alt=sse`, CRLF framing)
+    POST /api/chat                                     Ollama (JSON, or NDJSON; streams by default)
+
+Every request takes the next `Turn` of one shared script, whatever its format, and is rendered in
+that format: text and/or tool calls, an error status with that provider's error body, or a hang
+(the first chunk of a stream, then nothing until the client disconnects, which is recorded). Gemini
+calls carry a `thoughtSignature` and no id, as Gemini 2.x sends them. Every request is recorded.
+
+Serve it in the current event loop with `async with FakeLLM().serving() as fake:`, or standalone
+with `python tests/routing/fake_llm.py` (prints its base URL; answers "ok" to everything).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+KEY = "sk-test-SECRET-0123456789abcdef"
+PROVIDERS = ("anthropic", "openai", "gemini", "ollama")
+CREATED = 1747163251
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One model answer; `error` is (HTTP status, message); `hang` streams one chunk and waits."""
+
+    text: str = ""
+    calls: tuple[Call, ...] = ()
+    error: tuple[int, str] | None = None
+    hang: bool = False
+    usage: tuple[int, int] = (11, 7)
+
+    @classmethod
+    def calling(cls, *calls: Call, text: str = "") -> Turn:
+        return cls(text=text, calls=calls)
+
+
+@dataclass
+class Recorded:
+    provider: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    streamed: bool
+    model: str
+
+
+def fragments(text: str, n: int = 3) -> list[str]:
+    """`text` cut into up to `n` pieces, as streams deliver it."""
+    if not text:
+        return []
+    size = max(1, -(-len(text) // n))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+# ---- rendering, one block of functions per format -----------------------------------------------
+
+_ids = itertools.count(1)
+
+
+def _call_ids(turn: Turn, prefix: str) -> list[str]:
+    return [f"{prefix}{next(_ids):04d}" for _ in turn.calls]
+
+
+# Anthropic
+
+_ANTHROPIC_ERRORS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_message(turn: Turn, model: str, ids: list[str]) -> dict[str, Any]:
+    content: list[dict[str, Any]] = [{"type": "text", "text": turn.text}] if turn.text else []
+    content += [
+        {"type": "tool_use", "id": i, "name": c.name, "input": c.args}
+        for i, c in zip(ids, turn.calls, strict=True)
+    ]
+    return {
+        "id": "msg_01Fake",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": "tool_use" if turn.calls else "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": turn.usage[0],
+            "output_tokens": turn.usage[1],
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "service_tier": "standard",
+        },
+    }
+
+
+def anthropic_complete(turn: Turn, model: str) -> dict[str, Any]:
+    return anthropic_message(turn, model, _call_ids(turn, "toolu_01"))
+
+
+def anthropic_stream(turn: Turn, model: str) -> list[bytes]:
+    ids = _call_ids(turn, "toolu_01")
+    start = {**anthropic_message(turn, model, ids), "content": [], "stop_reason": None}
+    start["usage"] = {**start["usage"], "output_tokens": 1}
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": start}, {"type": "ping"}]
+    index = 0
+    if turn.text:
+        events.append(
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+        )
+        events += [
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+            for piece in fragments(turn.text)
+        ]
+        events.append({"type": "content_block_stop", "index": 0})
+        index = 1
+    for i, (call_id, call) in enumerate(zip(ids, turn.calls, strict=True), start=index):
+        block = {"type": "tool_use", "id": call_id, "name": call.name, "input": {}}
+        events.append({"type": "content_block_start", "index": i, "content_block": block})
+        for piece in ["", *fragments(json.dumps(call.args), 4)]:
+            delta = {"type": "input_json_delta", "partial_json": piece}
+            events.append({"type": "content_block_delta", "index": i, "delta": delta})
+        events.append({"type": "content_block_stop", "index": i})
+    events.append(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use" if turn.calls else "end_turn", "stop_sequence": None},
+            "usage": {"input_tokens": turn.usage[0], "output_tokens": turn.usage[1]},
+        }
+    )
+    events.append({"type": "message_stop"})
+    return [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events]
+
+
+def anthropic_error(status: int, message: str) -> dict[str, Any]:
+    kind = _ANTHROPIC_ERRORS.get(status, "api_error")
+    return {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_011Fake"}
+
+
+def anthropic_system(body: dict[str, Any]) -> str | None:
+    return body.get("system")
+
+
+def anthropic_tools(body: dict[str, Any]) -> list[str]:
+    return [t["name"] for t in body.get("tools", [])]
+
+
+# OpenAI
+
+
+def openai_complete(turn: Turn, model: str) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": turn.text or None,
+        "refusal": None,
+        "annotations": [],
+    }
+    if turn.calls:
+        message["tool_calls"] = [
+            {"id": i, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.args)}}
+            for i, c in zip(_call_ids(turn, "call_"), turn.calls, strict=True)
+        ]
+    return {
+        "id": "chatcmpl-Fake",
+        "object": "chat.completion",
+        "created": CREATED,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": "tool_calls" if turn.calls else "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": turn.usage[0],
+            "completion_tokens": turn.usage[1],
+            "total_tokens": sum(turn.usage),
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        },
+        "service_tier": "default",
+        "system_fingerprint": "fp_fake",
+    }
+
+
+def openai_stream(turn: Turn, model: str) -> list[bytes]:
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-Fake",
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": model,
+            "system_fingerprint": "fp_fake",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            "usage": None,
+        }
+
+    chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    chunks += [chunk({"content": piece}) for piece in fragments(turn.text)]
+    for index, (call_id, call) in enumerate(zip(_call_ids(turn, "call_"), turn.calls, strict=True)):
+        first = {
+            "index": index,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        chunks.append(chunk({"tool_calls": [first]}))
+        chunks += [
+            chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+            for piece in fragments(json.dumps(call.args), 5)
+        ]
+    chunks.append(chunk({}, "tool_calls" if turn.calls else "stop"))
+    usage = {
+        "prompt_tokens": turn.usage[0],
+        "completion_tokens": turn.usage[1],
+        "total_tokens": sum(turn.usage),
+    }
+    chunks.append({**chunk({}), "choices": [], "usage": usage})
+    return [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
+
+
+def openai_error(status: int, message: str) -> dict[str, Any]:
+    code = {401: "invalid_api_key", 429: "rate_limit_exceeded", 404: "model_not_found"}.get(status)
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def openai_system(body: dict[str, Any]) -> str | None:
+    first = body["messages"][0]
+    return first["content"] if first["role"] in ("system", "developer") else None
+
+
+def openai_tools(body: dict[str, Any]) -> list[str]:
+    return [t["function"]["name"] for t in body.get("tools", [])]
+
+
+# Gemini
+
+_GEMINI_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def signature(name: str) -> str:
+    """The thought signature the fake Gemini puts on a call to `name`."""
+    return f"sig-{name}-CiQB0e2Kb7"
+
+
+def gemini_response(parts: list[dict[str, Any]], model: str, turn: Turn, finish: bool) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    if finish:
+        candidate["finishReason"] = "STOP"
+    return {
+        "candidates": [candidate],
+        "usageMetadata": {
+            "promptTokenCount": turn.usage[0],
+            "candidatesTokenCount": turn.usage[1],
+            "totalTokenCount": sum(turn.usage),
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": turn.usage[0]}],
+        },
+        "modelVersion": model,
+        "responseId": "resp-Fake",
+    }
+
+
+def _gemini_call(call: Call) -> dict[str, Any]:
+    return {"functionCall": {"name": call.name, "args": call.args}, "thoughtSignature": signature(call.name)}
+
+
+def gemini_complete(turn: Turn, model: str) -> dict[str, Any]:
+    parts = ([{"text": turn.text}] if turn.text else []) + [_gemini_call(c) for c in turn.calls]
+    return gemini_response(parts, model, turn, finish=True)
+
+
+def gemini_stream(turn: Turn, model: str) -> list[bytes]:
+    chunks = [gemini_response([{"text": piece}], model, turn, finish=False) for piece in fragments(turn.text)]
+    chunks += [gemini_response([_gemini_call(c)], model, turn, finish=False) for c in turn.calls]
+    chunks.append(gemini_response([{"text": ""}], model, turn, finish=True))
+    return [f"data: {json.dumps(c)}\r\n\r\n".encode() for c in chunks]
+
+
+def gemini_error(status: int, message: str) -> dict[str, Any]:
+    return {"error": {"code": status, "message": message, "status": _GEMINI_STATUS.get(status, "UNKNOWN")}}
+
+
+def gemini_system(body: dict[str, Any]) -> str | None:
+    instruction = body.get("systemInstruction")
+    return "".join(p["text"] for p in instruction["parts"]) if instruction else None
+
+
+def gemini_tools(body: dict[str, Any]) -> list[str]:
+    return [d["name"] for group in body.get("tools", []) for d in group["functionDeclarations"]]
+
+
+# Ollama
+
+
+def _ollama_line(model: str, message: dict[str, Any], done: bool) -> dict[str, Any]:
+    return {"model": model, "created_at": "2025-05-13T20:47:31.452Z", "message": message, "done": done}
+
+
+def _ollama_done(turn: Turn, model: str, message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **_ollama_line(model, message, True),
+        "done_reason": "stop",
+        "total_duration": 412_000_000,
+        "load_duration": 21_000_000,
+        "prompt_eval_count": turn.usage[0],
+        "prompt_eval_duration": 90_000_000,
+        "eval_count": turn.usage[1],
+        "eval_duration": 300_000_000,
+    }
+
+
+def _ollama_calls(turn: Turn) -> list[dict[str, Any]]:
+    return [
+        {"id": call_id, "function": {"index": i, "name": c.name, "arguments": c.args}}
+        for i, (call_id, c) in enumerate(zip(_call_ids(turn, "call_o"), turn.calls, strict=True))
+    ]
+
+
+def ollama_complete(turn: Turn, model: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": turn.text}
+    if turn.calls:
+        message["tool_calls"] = _ollama_calls(turn)
+    return _ollama_done(turn, model, message)
+
+
+def ollama_stream(turn: Turn, model: str) -> list[bytes]:
+    lines = [
+        _ollama_line(model, {"role": "assistant", "content": piece}, False) for piece in fragments(turn.text)
+    ]
+    lines += [
+        _ollama_line(model, {"role": "assistant", "content": "", "tool_calls": [call]}, False)
+        for call in _ollama_calls(turn)
+    ]
+    lines.append(_ollama_done(turn, model, {"role": "assistant", "content": ""}))
+    return [(json.dumps(line) + "\n").encode() for line in lines]
+
+
+def ollama_error(status: int, message: str) -> dict[str, Any]:
+    return {"error": message}
+
+
+def ollama_system(body: dict[str, Any]) -> str | None:
+    first = body["messages"][0]
+    return first["content"] if first["role"] == "system" else None
+
+
+def ollama_tools(body: dict[str, Any]) -> list[str]:
+    return [t["function"]["name"] for t in body.get("tools", [])]
+
+
+@dataclass(frozen=True)
+class Format:
+    provider: str
+    complete: Callable[[Turn, str], dict[str, Any]]
+    stream: Callable[[Turn, str], list[bytes]]
+    error: Callable[[int, str], dict[str, Any]]
+    system: Callable[[dict[str, Any]], str | None]  # the system prompt a request carried
+    tools: Callable[[dict[str, Any]], list[str]]  # the tool names a request offered
+    media_type: str
+    stream_by_default: bool = False
+
+
+FORMATS = {
+    f.provider: f
+    for f in (
+        Format(
+            "anthropic",
+            anthropic_complete,
+            anthropic_stream,
+            anthropic_error,
+            anthropic_system,
+            anthropic_tools,
+            "text/event-stream; charset=utf-8",
+        ),
+        Format(
+            "openai",
+            openai_complete,
+            openai_stream,
+            openai_error,
+            openai_system,
+            openai_tools,
+            "text/event-stream",
+        ),
+        Format(
+            "gemini",
+            gemini_complete,
+            gemini_stream,
+            gemini_error,
+            gemini_system,
+            gemini_tools,
+            "text/event-stream",
+        ),
+        Format(
+            "ollama",
+            ollama_complete,
+            ollama_stream,
+            ollama_error,
+            ollama_system,
+            ollama_tools,
+            "application/x-ndjson",
+            stream_by_default=True,
+        ),
+    )
+}
+
+
+# ---- the server ---------------------------------------------------------------------------------
+
+
+class HangResponse(Response):
+    """Sends the first chunk (if any), then waits for the client to go away."""
+
+    def __init__(self, fake: FakeLLM, first: bytes | None, media_type: str) -> None:
+        super().__init__(media_type=media_type)
+        self.fake = fake
+        self.first = first
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.first is not None:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": self.first, "more_body": True})
+        self.fake.hung.set()
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.fake.disconnects += 1
+        self.fake.disconnected.set()
+
+
+class FakeLLM:
+    def __init__(self, default: Turn | None = None) -> None:
+        self.turns: list[Turn] = []
+        self.default = default
+        self.requests: list[Recorded] = []
+        self.disconnects = 0
+        self.hung = anyio.Event()
+        self.disconnected = anyio.Event()
+        self.url = ""
+        self.app = Starlette(
+            routes=[
+                Route("/v1/messages", self._handler("anthropic"), methods=["POST"]),
+                Route("/v1/chat/completions", self._handler("openai"), methods=["POST"]),
+                Route("/v1beta/models/{target:path}", self._handler("gemini"), methods=["POST"]),
+                Route("/api/chat", self._handler("ollama"), methods=["POST"]),
+            ]
+        )
+
+    def script(self, *turns: Turn) -> None:
+        self.turns.extend(turns)
+
+    def bodies(self, provider: str | None = None) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests if provider is None or r.provider == provider]
+
+    def _next(self) -> Turn:
+        if self.turns:
+            return self.turns.pop(0)
+        if self.default is None:
+            raise AssertionError("the fake model was called more often than its script says")
+        return self.default
+
+    def _handler(self, provider: str) -> Callable[[Request], Any]:
+        form = FORMATS[provider]
+
+        async def handle(request: Request) -> Response:
+            body = await request.json()
+            model = body.get("model", "")
+            if provider == "gemini":
+                model, _, action = request.path_params["target"].partition(":")
+                streamed = action == "streamGenerateContent"
+            else:
+                streamed = bool(body.get("stream", form.stream_by_default))
+            self.requests.append(
+                Recorded(
+                    provider,
+                    request.url.path,
+                    request.url.query,
+                    dict(request.headers),
+                    body,
+                    streamed,
+                    model,
+                )
+            )
+            turn = self._next()
+            if turn.error is not None:
+                status, message = turn.error
+                return JSONResponse(form.error(status, message), status_code=status)
+            if turn.hang:
+                first = form.stream(Turn(text=turn.text), model)[0] if streamed else None
+                return HangResponse(self, first, form.media_type)
+            if streamed:
+                return StreamingResponse(iter(form.stream(turn, model)), media_type=form.media_type)
+            return JSONResponse(form.complete(turn, model))
+
+        return handle
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[FakeLLM]:
+        """Serve on 127.0.0.1 (an OS-assigned port) in the current event loop until the block ends."""
+        with bound_socket() as sock:
+            host, port = sock.getsockname()[:2]
+            self.url = f"http://{host}:{port}"
+            config = uvicorn.Config(
+                self.app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=1
+            )
+            server = uvicorn.Server(config)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(server.serve, [sock])
+                try:
+                    yield self
+                finally:
+                    server.should_exit = True
+
+
+@contextmanager
+def bound_socket() -> Iterator[socket.socket]:
+    """A listening loopback socket: clients may connect before the server starts accepting."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        yield sock
+
+
+async def _main() -> None:
+    async with FakeLLM(default=Turn(text="ok")).serving() as fake:
+        print(fake.url, flush=True)
+        await anyio.sleep_forever()
+
+
+if __name__ == "__main__":
+    anyio.run(_main)
