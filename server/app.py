@@ -340,7 +340,8 @@ async def _read_resource(state: AppState, owner: Owner, uri: str) -> tuple[str, 
         return json.dumps(await describe_models(state.router), indent=2), "application/json"
     for scope in Scope:
         if uri == scope_uri(scope):
-            return records_json(await memory.store.list(owner, scope)), "application/json"
+            records = await memory.store.list(owner, scope, limit=state.settings.list_limit)
+            return records_json(records), "application/json"
         prefix = scope_uri(scope) + "/"
         if uri.startswith(prefix):
             key = unquote(uri.removeprefix(prefix))

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     max_memories: int = 100_000
     preamble_max_chars: int = 4000
     preamble_max_items: int = 50
+    list_limit: int = 1000
+    """How many memories `memory://user` and `memory://session` show (newest first)."""
 
     # routing
     default_model: str | None = None
@@ -72,7 +74,9 @@ class Settings(BaseSettings):
 
     # providers (standard variable names)
     anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
-    anthropic_base_url: str = Field(default="https://api.anthropic.com", validation_alias="ANTHROPIC_BASE_URL")
+    anthropic_base_url: str = Field(
+        default="https://api.anthropic.com", validation_alias="ANTHROPIC_BASE_URL"
+    )
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str = Field(default="https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
     gemini_api_key: SecretStr | None = Field(
