@@ -1,0 +1,95 @@
+"""What the routing tests share: calling `route_completion` as a host does, and reading its result."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fake_llm import Recorded, signature
+from mcp import Client, types
+
+QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "Current weather for a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+def text_of(result: types.CallToolResult) -> str:
+    block = result.content[0]
+    assert isinstance(block, types.TextContent)
+    return block.text
+
+
+def structured(result: types.CallToolResult) -> dict[str, Any]:
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def route(
+    client: Client, model: str, messages: list[dict[str, Any]], **extra: Any
+) -> types.CallToolResult:
+    return await client.call_tool("route_completion", {"model": model, "messages": messages, **extra})
+
+
+async def read_json(client: Client, uri: str) -> Any:
+    result = await client.read_resource(uri)
+    content = result.contents[0]
+    assert isinstance(content, types.TextResourceContents)
+    return json.loads(content.text)
+
+
+def host_answers(result: dict[str, Any], answers: dict[str, str]) -> list[dict[str, Any]]:
+    """What a host appends: the produced messages, then one `tool` message per host call it ran."""
+    replies = [
+        {"role": "tool", "tool_call_id": call["id"], "content": answers[call["name"]]}
+        for call in result["tool_calls"]
+    ]
+    return [*result["messages"], *replies]
+
+
+def answered(request: Recorded) -> list[tuple[str, str]]:
+    """(tool name, result text) of the tool results that end `request`, in order, after checking that
+    they sit where the provider expects them, right after the assistant turn that made the calls."""
+    body = request.body
+    match request.provider:
+        case "anthropic":
+            *_, assistant, results = body["messages"]
+            assert assistant["role"] == "assistant" and results["role"] == "user"
+            calls = [b for b in assistant["content"] if b["type"] == "tool_use"]
+            # One user turn holds every tool_result, in the order of the calls.
+            assert all(b["type"] == "tool_result" for b in results["content"])
+            assert [b["tool_use_id"] for b in results["content"]] == [c["id"] for c in calls]
+            return [(c["name"], b["content"]) for c, b in zip(calls, results["content"], strict=True)]
+        case "openai":
+            messages = body["messages"]
+            assistant = next(m for m in reversed(messages) if m["role"] == "assistant")
+            results = messages[messages.index(assistant) + 1 :]
+            assert all(m["role"] == "tool" for m in results)
+            calls = assistant["tool_calls"]
+            assert [m["tool_call_id"] for m in results] == [c["id"] for c in calls]
+            return [(c["function"]["name"], m["content"]) for c, m in zip(calls, results, strict=True)]
+        case "gemini":
+            *_, model_turn, results = body["contents"]
+            assert model_turn["role"] == "model" and results["role"] == "user"
+            calls = [p for p in model_turn["parts"] if "functionCall" in p]
+            for part in calls:  # the signature comes back on the very part that carried it, ids stay absent
+                assert part["thoughtSignature"] == signature(part["functionCall"]["name"])
+                assert "id" not in part["functionCall"]
+            responses = [p["functionResponse"] for p in results["parts"]]
+            assert len(responses) == len(results["parts"])
+            assert [r["name"] for r in responses] == [c["functionCall"]["name"] for c in calls]
+            assert all("id" not in r for r in responses)
+            return [(r["name"], r["response"]["result"]) for r in responses]
+        case "ollama":
+            messages = body["messages"]
+            assistant = next(m for m in reversed(messages) if m["role"] == "assistant")
+            results = messages[messages.index(assistant) + 1 :]
+            assert all(m["role"] == "tool" for m in results)
+            names = [c["function"]["name"] for c in assistant["tool_calls"]]
+            assert [m["tool_name"] for m in results] == names
+            return [(m["tool_name"], m["content"]) for m in results]
+        case other:
+            raise AssertionError(f"no such provider: {other}")
