@@ -165,15 +165,16 @@ def _sse_app(mcp: MCPServer[AppState], security: TransportSecuritySettings, max_
     sse = SseServerTransport(MESSAGES_PATH, security_settings=security, max_request_body_size=max_body)
     state: dict[str, Any] = {}
 
-    async def handle_sse(scope: Scope, receive: Receive, send: Send) -> None:
-        async with sse.connect_sse(scope, receive, send) as (read, write):
-            await serve_dual_era_loop(
-                lowlevel,
-                read,
-                write,
-                lifespan_state=state["app"],
-                init_options=lowlevel.create_initialization_options(),
-            )
+    class HandleSse:  # a class, so Starlette routes it as a plain ASGI app
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            async with sse.connect_sse(scope, receive, send) as (read, write):
+                await serve_dual_era_loop(
+                    lowlevel,
+                    read,
+                    write,
+                    lifespan_state=state["app"],
+                    init_options=lowlevel.create_initialization_options(),
+                )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -183,7 +184,7 @@ def _sse_app(mcp: MCPServer[AppState], security: TransportSecuritySettings, max_
 
     return Starlette(
         routes=[
-            Route(SSE_PATH, endpoint=handle_sse, methods=["GET"]),
+            Route(SSE_PATH, endpoint=HandleSse(), methods=["GET"]),
             Mount(MESSAGES_PATH, app=_sse_session_header(sse.handle_post_message)),
         ],
         lifespan=lifespan,
