@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 RANK_BASE: Final = 1 << 62
 MAX_ATTEMPTS: Final = 8
 SWEEP_EVERY_PUTS: Final = 500
@@ -56,7 +57,10 @@ DEFINE FIELD IF NOT EXISTS created_at ON memory TYPE datetime;
 DEFINE FIELD IF NOT EXISTS updated_at ON memory TYPE datetime;
 DEFINE FIELD IF NOT EXISTS ordered ON memory TYPE record<memory_order>;
 DEFINE TABLE IF NOT EXISTS memory_order SCHEMAFULL;
-DEFINE FIELD IF NOT EXISTS memory ON memory_order TYPE record<memory>;
+DEFINE FIELD IF NOT EXISTS key ON memory_order TYPE option<string>;
+DEFINE FIELD IF NOT EXISTS content ON memory_order TYPE string;
+DEFINE FIELD IF NOT EXISTS created_at ON memory_order TYPE datetime;
+DEFINE FIELD IF NOT EXISTS updated_at ON memory_order TYPE datetime;
 DEFINE TABLE IF NOT EXISTS memory_count SCHEMAFULL;
 DEFINE FIELD IF NOT EXISTS n ON memory_count TYPE int;
 DEFINE TABLE IF NOT EXISTS memory_session SCHEMAFULL;
@@ -66,10 +70,16 @@ DEFINE FIELD IF NOT EXISTS last_active ON memory_session TYPE datetime;
 DEFINE INDEX IF NOT EXISTS memory_session_idle ON memory_session FIELDS last_active;
 """
 
-# Writes one entry. New entries are counted against the limit; replaced ones move in the timeline.
+# Rows come back as small arrays, not objects: the SDK's CBOR decoder is pure Python and its cost
+# grows with every string it decodes (field names, the owner parts of record ids).
+#   entry row: [key, content, created µs, updated µs]
+#   timeline row: [kind, name, key, content, created µs, updated µs]
+
+# Writes one entry (and its timeline copy, which `list` reads without fetching the entry).
+# New entries are counted against the limit; a replaced entry moves in the timeline.
 _PUT: Final = """
 BEGIN TRANSACTION;
-LET $old = SELECT * FROM ONLY $rid;
+LET $old = SELECT ordered, created_at FROM ONLY $rid;
 IF $old = NONE {
     IF (SELECT VALUE n FROM ONLY $counter) ?? 0 >= $max { THROW $limit_mark; };
     UPSERT $counter SET n = (n ?? 0) + 1;
@@ -77,16 +87,19 @@ IF $old = NONE {
     DELETE $old.ordered;
 };
 IF $srec != NONE { UPSERT $srec SET user = $uid, session = $sid, last_active = $active; };
-UPSERT $order CONTENT { memory: $rid };
-LET $rec = UPSERT ONLY $rid CONTENT {
+LET $created = $created_at ?? $old.created_at ?? $now;
+UPSERT $order CONTENT { key: $key, content: $content, created_at: $created, updated_at: $now } RETURN NONE;
+UPSERT $rid CONTENT {
     user: $uid, scope: $scp, session: $sid, key: $key, content: $content,
-    created_at: $created_at ?? $old.created_at ?? $now, updated_at: $now, ordered: $order
-};
-RETURN $rec;
+    created_at: $created, updated_at: $now, ordered: $order
+} RETURN NONE;
+RETURN time::micros($created);
 COMMIT TRANSACTION;
 """
 
-_GET: Final = "SELECT * FROM ONLY $rid;"
+_GET: Final = (
+    "SELECT VALUE [key, content, time::micros(created_at), time::micros(updated_at)] FROM ONLY $rid;"
+)
 
 _FORGET: Final = """
 BEGIN TRANSACTION;
@@ -96,14 +109,25 @@ IF $old != NONE {
     DELETE $old.ordered;
     UPSERT $counter SET n = math::max([(n ?? 1) - 1, 0]);
 };
-RETURN $old;
+RETURN IF $old = NONE THEN NONE
+    ELSE [$old.key, $old.content, time::micros($old.created_at), time::micros($old.updated_at)] END;
 COMMIT TRANSACTION;
 """
 
-_LIST: Final = "SELECT VALUE memory.* FROM memory_order:[$uid, $scp, $sid, NONE]..[$uid, $scp, $sid, {}];"
-_LIST_LIMIT: Final = (
-    "SELECT VALUE memory.* FROM memory_order:[$uid, $scp, $sid, NONE]..[$uid, $scp, $sid, {}] LIMIT $limit;"
+_TIMELINE_ROW: Final = (
+    "SELECT VALUE [record::id(id)[4], record::id(id)[5], key, content, "
+    "time::micros(created_at), time::micros(updated_at)] "
 )
+_LIST_FIRST: Final = (
+    _TIMELINE_ROW + "FROM memory_order:[$uid, $scp, $sid, NONE]..[$uid, $scp, $sid, {}] LIMIT $limit;"
+)
+# The page after `$after` (the timeline id parts of the last row seen), exclusive.
+_LIST_AFTER: Final = (
+    _TIMELINE_ROW + "FROM memory_order:[$uid, $scp, $sid, $rank, $kind, $name]>..[$uid, $scp, $sid, {}] "
+    "LIMIT $limit;"
+)
+LIST_PAGE: Final = 256
+"""`list` reads in pages this size, so a long listing never holds the event loop for long."""
 
 _COUNT: Final = "SELECT VALUE n FROM ONLY $counter;"
 
@@ -179,7 +203,7 @@ def decode_handle(handle: str) -> tuple[str, str, str, str, str] | None:
 
 
 def _micros(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 class SurrealMemoryStore:
@@ -236,19 +260,30 @@ class SurrealMemoryStore:
         if not await self._session_alive(owner, scope):
             return None
         row = await self._one(_GET, {"rid": self._rid(owner, scope, KEYED, key)}, "reading a memory")
-        return _to_record(row) if row else None
+        return _entry(owner, scope, KEYED, key, row) if row else None
 
     async def list(self, owner: Owner, scope: Scope, limit: int | None = None) -> Sequence[MemoryRecord]:
         if limit is not None and limit <= 0:
             return []
         if not await self._session_alive(owner, scope):
             return []
-        params: dict[str, Any] = {"uid": owner.user, "scp": scope.value, "sid": _session(owner, scope)}
-        if limit is None:
-            rows = await self._one(_LIST, params, "listing memories")
-        else:
-            rows = await self._one(_LIST_LIMIT, {**params, "limit": limit}, "listing memories")
-        return [_to_record(row) for row in rows or [] if row]
+        session = _session(owner, scope)
+        params: dict[str, Any] = {"uid": owner.user, "scp": scope.value, "sid": session}
+        records: builtins.list[MemoryRecord] = []
+        query = _LIST_FIRST
+        while limit is None or len(records) < limit:
+            page = LIST_PAGE if limit is None else min(LIST_PAGE, limit - len(records))
+            rows = await self._one(query, {**params, "limit": page}, "listing memories") or []
+            for kind, name, key, content, created, updated in rows:
+                parts = (owner.user, scope.value, session, kind, name)
+                records.append(_record(parts, key, content, created, updated))
+            if len(rows) < page:
+                break
+            last = records[-1]
+            kind, name = rows[-1][0], rows[-1][1]
+            params.update(rank=RANK_BASE - _micros(last.updated_at), kind=kind, name=name)
+            query = _LIST_AFTER
+        return records
 
     async def count(self, owner: Owner, scope: Scope) -> int:
         if not await self._session_alive(owner, scope):
@@ -361,7 +396,7 @@ class SurrealMemoryStore:
             "created_at": created_at,
         }
         try:
-            row = await self._transaction(_PUT, params, "recording a memory")
+            created_us = await self._transaction(_PUT, params, "recording a memory")
         except _LimitReached:
             who = "user" if scope is Scope.USER else "session"
             raise MemoryInputError(
@@ -369,14 +404,15 @@ class SurrealMemoryStore:
                 "the limit (MEMORY_ROUTER_MAX_MEMORIES). "
                 "Forget some, or record under an existing key to replace it."
             ) from None
-        return _to_record(row)
+        parts = (owner.user, scope.value, session, kind, name)
+        return _record(parts, key, content, created_us, _micros(now))
 
     async def _forget(self, owner: Owner, scope: Scope, kind: str, name: str) -> MemoryRecord | None:
         if not await self._session_alive(owner, scope):
             return None
         params = {"rid": self._rid(owner, scope, kind, name), "counter": self._counter(owner, scope)}
         row = await self._transaction(_FORGET, params, "forgetting a memory")
-        return _to_record(row) if row else None
+        return _entry(owner, scope, kind, name, row) if row else None
 
     async def _session_alive(self, owner: Owner, scope: Scope) -> bool:
         """For session scope: expire an idle session, refresh an active one's activity."""
@@ -457,12 +493,19 @@ def _session(owner: Owner, scope: Scope) -> str:
     return owner.session if scope is Scope.SESSION else ""
 
 
-def _to_record(row: Mapping[str, Any]) -> MemoryRecord:
+def _record(parts: Sequence[str], key: str | None, content: str, created: int, updated: int) -> MemoryRecord:
     return MemoryRecord(
-        handle=encode_handle(row["id"].id),
-        scope=Scope(row["scope"]),
-        key=row.get("key"),
-        content=row["content"],
-        created_at=row["created_at"].astimezone(UTC),
-        updated_at=row["updated_at"].astimezone(UTC),
+        handle=encode_handle(parts),
+        scope=Scope(parts[1]),
+        key=key,
+        content=content,
+        created_at=_EPOCH + timedelta(microseconds=created),
+        updated_at=_EPOCH + timedelta(microseconds=updated),
+    )
+
+
+def _entry(owner: Owner, scope: Scope, kind: str, name: str, row: Sequence[Any]) -> MemoryRecord:
+    key, content, created, updated = row
+    return _record(
+        (owner.user, scope.value, _session(owner, scope), kind, name), key, content, created, updated
     )

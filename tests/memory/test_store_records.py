@@ -12,7 +12,7 @@ from server.config import Settings
 from server.errors import MemoryInputError
 from server.memory.records import MemoryRecord, Owner, Scope
 from server.memory.store import open_store
-from server.memory.surreal import SurrealMemoryStore, decode_handle, encode_handle
+from server.memory.surreal import LIST_PAGE, SurrealMemoryStore, decode_handle, encode_handle
 
 ALICE = Owner("alice", "s1")
 BOB = Owner("bob", "s1")
@@ -278,3 +278,34 @@ async def test_restore_of_a_keyed_record_replaces_the_entry_under_its_key(store:
     assert await store.list(ALICE, Scope.USER) == [restored]
     assert restored.content == "tea"
     assert restored.updated_at == old
+
+
+async def test_long_listings_are_complete_and_ordered_across_pages(clock: Clock) -> None:
+    async with open_store(Settings(store="mem://"), clock=clock) as store:
+        await _long_listing(store, clock)
+
+
+async def _long_listing(store: SurrealMemoryStore, clock: Clock) -> None:
+    many = Owner("many", "s1")
+    for i in range(LIST_PAGE + 50):
+        await store.restore(
+            many,
+            Scope.SESSION,
+            MemoryRecord(
+                handle=f"import-{i}",
+                scope=Scope.SESSION,
+                key=None,
+                content=str(i),
+                created_at=clock.now,
+                # Pairs share a timestamp, so pages also break between equal times.
+                updated_at=clock.now + timedelta(seconds=i // 2),
+            ),
+        )
+
+    everything = await store.list(many, Scope.SESSION)
+    some = await store.list(many, Scope.SESSION, limit=LIST_PAGE + 3)
+
+    assert len(everything) == LIST_PAGE + 50
+    assert len({r.handle for r in everything}) == LIST_PAGE + 50
+    assert [r.updated_at for r in everything] == sorted((r.updated_at for r in everything), reverse=True)
+    assert some == everything[: LIST_PAGE + 3]
