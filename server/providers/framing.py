@@ -18,24 +18,14 @@ class _LineSplitter:
         self._buffer = ""
 
     def feed(self, chunk: bytes) -> list[str]:
-        self._buffer += self._decoder.decode(chunk)
-        lines: list[str] = []
-        buffer = self._buffer
-        start = 0
-        while True:
-            cr = buffer.find("\r", start)
-            lf = buffer.find("\n", start)
-            if cr == -1 and lf == -1:
-                break
-            if cr != -1 and (lf == -1 or cr < lf):
-                if cr + 1 == len(buffer):
-                    break  # a CR at the end may be the first half of CRLF: wait for more
-                lines.append(buffer[start:cr])
-                start = cr + 2 if buffer[cr + 1] == "\n" else cr + 1
-            else:
-                lines.append(buffer[start:lf])
-                start = lf + 1
-        self._buffer = buffer[start:]
+        text = self._buffer + self._decoder.decode(chunk)
+        held = ""
+        if text.endswith("\r"):  # maybe the first half of a CRLF: decide when the next chunk comes
+            text, held = text[:-1], "\r"
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        *lines, rest = text.split("\n")
+        self._buffer = rest + held
         return lines
 
     def flush(self) -> list[str]:
