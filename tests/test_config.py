@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import pytest
+
+from server.config import load_settings
+from server.errors import ConfigError
+
+TOML = """
+default_model = "fast"
+max_internal_rounds = 4
+
+[aliases]
+fast = "openai/gpt-4.1-mini"
+smart = { model = "anthropic/claude-sonnet-4-5", fallbacks = ["openai/gpt-4.1"] }
+
+[limits]
+max_value_bytes = 32768
+"""
+
+
+def test_config_file_gives_aliases_limits_and_settings_and_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "memory-router.toml"
+    path.write_text(TOML)
+    monkeypatch.setenv("MEMORY_ROUTER_CONFIG", str(path))
+    monkeypatch.setenv("MEMORY_ROUTER_MAX_INTERNAL_ROUNDS", "5")
+    settings = load_settings()
+    assert settings.default_model == "fast"
+    assert settings.max_internal_rounds == 5
+    assert settings.max_value_bytes == 32768
+    assert settings.aliases["fast"].model == "openai/gpt-4.1-mini"
+    assert settings.aliases["smart"].fallbacks == ["openai/gpt-4.1"]
+
+
+def test_a_missing_config_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMORY_ROUTER_CONFIG", str(tmp_path / "absent.toml"))
+    with pytest.raises(ConfigError, match=r"absent\.toml"):
+        load_settings()
+
+
+def test_an_invalid_setting_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMORY_ROUTER_MAX_VALUE_BYTES", "lots")
+    with pytest.raises(ConfigError, match="max_value_bytes"):
+        load_settings()
+
+
+def test_api_keys_never_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-SECRET-123")
+    settings = load_settings()
+    assert "SECRET" not in repr(settings) and "SECRET" not in str(settings)
+    assert settings.anthropic_api_key is not None
