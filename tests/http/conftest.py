@@ -19,6 +19,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning
+from starlette.applications import Starlette
 
 from server.auth import TokensFile, build_token_verifier
 from server.config import Settings
@@ -28,9 +29,11 @@ Mode = Literal["legacy", "2026-07-28"]
 
 
 @asynccontextmanager
-async def running(settings: Settings, transport: Transport = "http") -> AsyncIterator[str]:
-    """Serve `settings` on a free loopback port; yields the base URL (`http://127.0.0.1:PORT`)."""
-    app = build_http_app(settings, transport=transport, verifier=build_token_verifier(settings))
+async def running(
+    settings: Settings, transport: Transport = "http", *, app: Starlette | None = None
+) -> AsyncIterator[str]:
+    """Serve `settings` (or `app`) on a free loopback port; yields the base URL (`http://127.0.0.1:PORT`)."""
+    app = app or build_http_app(settings, transport=transport, verifier=build_token_verifier(settings))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)  # connections queue until uvicorn accepts them: no readiness polling needed
