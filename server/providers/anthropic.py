@@ -8,7 +8,7 @@ from server.providers.base import HttpProvider, StreamDecoder
 from server.providers.failures import Category, ErrorDetail, looks_like_context_length
 from server.providers.framing import SSEParser
 from server.providers.http import WireRequest
-from server.providers.mapping import INVALID_ARGUMENTS, details_for, parse_arguments
+from server.providers.mapping import INVALID_ARGUMENTS, details_for, parse_arguments, wire_parameters
 from server.providers.types import (
     CompletionRequest,
     CompletionResponse,
@@ -75,12 +75,7 @@ class AnthropicProvider(HttpProvider):
             ]
         if request.tool_choice is not None:
             body["tool_choice"] = _tool_choice(request.tool_choice)
-        if params.temperature is not None:
-            body["temperature"] = params.temperature
-        if params.top_p is not None:
-            body["top_p"] = params.top_p
-        if params.stop:
-            body["stop_sequences"] = params.stop
+        body.update(wire_parameters(params, temperature="temperature", top_p="top_p", stop="stop_sequences"))
         if stream:
             body["stream"] = True
         body.update(request.provider_options or {})

@@ -15,7 +15,7 @@ from server.providers.base import HttpProvider, StreamDecoder
 from server.providers.failures import Category, ErrorDetail, looks_like_context_length, parse_duration_seconds
 from server.providers.framing import SSEParser
 from server.providers.http import WireRequest
-from server.providers.mapping import details_for, stable_call_id, tool_names_by_id
+from server.providers.mapping import details_for, stable_call_id, tool_names_by_id, wire_parameters
 from server.providers.types import (
     CompletionRequest,
     CompletionResponse,
@@ -93,15 +93,13 @@ class GeminiProvider(HttpProvider):
             body["tools"] = [{"functionDeclarations": [_declaration(t) for t in request.tools]}]
         if request.tool_choice is not None:
             body["toolConfig"] = {"functionCallingConfig": _tool_choice(request.tool_choice)}
-        config: dict[str, Any] = {}
-        if params.temperature is not None:
-            config["temperature"] = params.temperature
-        if params.top_p is not None:
-            config["topP"] = params.top_p
-        if params.max_tokens is not None:
-            config["maxOutputTokens"] = params.max_tokens
-        if params.stop:
-            config["stopSequences"] = params.stop
+        config = wire_parameters(
+            params,
+            temperature="temperature",
+            top_p="topP",
+            max_tokens="maxOutputTokens",
+            stop="stopSequences",
+        )
         if config:
             body["generationConfig"] = config
         body.update(request.provider_options or {})

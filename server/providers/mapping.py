@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from server.providers.types import Message
+from server.providers.types import Message, Parameters, ToolSpec
 
 # Set in a tool call's provider_details when the model's arguments were not a JSON object: the
 # call is passed through with empty arguments so the host can answer it with a tool error.
@@ -50,3 +50,24 @@ def details_for(provider: str, details: dict[str, Any] | None) -> dict[str, Any]
 def tool_result_text(message: Message) -> str:
     text = message.text()
     return f"Error: {text}" if message.is_error and not text.lower().startswith("error") else text
+
+
+def wire_parameters(params: Parameters, **wire_names: str) -> dict[str, Any]:
+    """The parameters that are set, under each provider's names (`max_tokens="maxOutputTokens"`)."""
+    out: dict[str, Any] = {}
+    for field, wire_name in wire_names.items():
+        value = getattr(params, field)
+        if value is not None and value != []:
+            out[wire_name] = value
+    return out
+
+
+def function_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
+    """Tools in the `{"type": "function", "function": {...}}` shape OpenAI and Ollama share."""
+    return [
+        {
+            "type": "function",
+            "function": {"name": t.name, "description": t.description, "parameters": t.input_schema},
+        }
+        for t in tools
+    ]

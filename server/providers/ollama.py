@@ -8,7 +8,13 @@ from server.providers.base import HttpProvider, StreamDecoder
 from server.providers.failures import Category, ErrorDetail, looks_like_context_length
 from server.providers.framing import NDJSONParser
 from server.providers.http import WireRequest
-from server.providers.mapping import stable_call_id, tool_names_by_id, tool_result_text
+from server.providers.mapping import (
+    function_tools,
+    stable_call_id,
+    tool_names_by_id,
+    tool_result_text,
+    wire_parameters,
+)
 from server.providers.types import (
     CompletionRequest,
     CompletionResponse,
@@ -47,22 +53,10 @@ class OllamaProvider(HttpProvider):
             case _:
                 assert_never(request.tool_choice)
         if tools:
-            body["tools"] = [
-                {
-                    "type": "function",
-                    "function": {"name": t.name, "description": t.description, "parameters": t.input_schema},
-                }
-                for t in tools
-            ]
-        options: dict[str, Any] = {}
-        if params.temperature is not None:
-            options["temperature"] = params.temperature
-        if params.top_p is not None:
-            options["top_p"] = params.top_p
-        if params.max_tokens is not None:
-            options["num_predict"] = params.max_tokens
-        if params.stop:
-            options["stop"] = params.stop
+            body["tools"] = function_tools(tools)
+        options = wire_parameters(
+            params, temperature="temperature", top_p="top_p", max_tokens="num_predict", stop="stop"
+        )
         if options:
             body["options"] = options
         body.update(request.provider_options or {})

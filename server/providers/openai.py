@@ -10,7 +10,14 @@ from server.providers.base import HttpProvider, StreamDecoder
 from server.providers.failures import Category, ErrorDetail, looks_like_context_length
 from server.providers.framing import SSEParser
 from server.providers.http import WireRequest
-from server.providers.mapping import INVALID_ARGUMENTS, details_for, parse_arguments, tool_result_text
+from server.providers.mapping import (
+    INVALID_ARGUMENTS,
+    details_for,
+    function_tools,
+    parse_arguments,
+    tool_result_text,
+    wire_parameters,
+)
 from server.providers.types import (
     CompletionRequest,
     CompletionResponse,
@@ -49,25 +56,16 @@ class OpenAIProvider(HttpProvider):
         params = request.parameters
         body: dict[str, Any] = {"model": request.model, "messages": self._messages(request)}
         if request.tools:
-            body["tools"] = [
-                {
-                    "type": "function",
-                    "function": {"name": t.name, "description": t.description, "parameters": t.input_schema},
-                }
-                for t in request.tools
-            ]
+            body["tools"] = function_tools(request.tools)
         if request.tool_choice is not None:
             body["tool_choice"] = _tool_choice(request.tool_choice)
-        if params.temperature is not None:
-            body["temperature"] = params.temperature
-        if params.top_p is not None:
-            body["top_p"] = params.top_p
-        if params.max_tokens is not None:
-            # OpenAI's reasoning models only take the new name; compatible servers know the old one.
-            key = "max_completion_tokens" if self._is_openai() else "max_tokens"
-            body[key] = params.max_tokens
-        if params.stop:
-            body["stop"] = params.stop
+        # OpenAI's reasoning models only take the new name; compatible servers know the old one.
+        max_tokens = "max_completion_tokens" if self._is_openai() else "max_tokens"
+        body.update(
+            wire_parameters(
+                params, temperature="temperature", top_p="top_p", max_tokens=max_tokens, stop="stop"
+            )
+        )
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
