@@ -83,14 +83,14 @@ class HttpCaller:
         attempt = 0
         while True:
             try:
-                with self._transport_errors(model):
+                remaining = self._remaining(deadline, model)
+                # httpx's timeouts bound each read; the scope also bounds a body that trickles in.
+                with anyio.move_on_after(remaining) as scope, self._transport_errors(model):
                     response = await self._client.request(
-                        wire.method,
-                        wire.url,
-                        headers=wire.headers,
-                        content=wire.content(),
-                        timeout=self._remaining(deadline, model),
+                        wire.method, wire.url, headers=wire.headers, content=wire.content(), timeout=remaining
                     )
+                if scope.cancelled_caught:
+                    raise self._deadline_error(model)
                 if response.is_success:
                     return self._decode_json(response.content, model, response.status_code)
                 raise self._http_error(response, model)
