@@ -44,6 +44,7 @@ MAX_ATTEMPTS: Final = 8
 SWEEP_EVERY_PUTS: Final = 500
 KEYED, KEYLESS = "k", "n"
 _LIMIT_MARK: Final = "memory-router:limit"
+_EXPIRED_MARK: Final = "memory-router:session-expired"
 _HANDLE_NAMESPACE: Final = uuid.UUID("6f1c1f43-3d0e-4f59-9a43-1f1b8d3c1a7e")
 
 SCHEMA: Final = """
@@ -79,6 +80,9 @@ DEFINE INDEX IF NOT EXISTS memory_session_idle ON memory_session FIELDS last_act
 # New entries are counted against the limit; a replaced entry moves in the timeline.
 _PUT: Final = """
 BEGIN TRANSACTION;
+IF $srec != NONE AND ((SELECT VALUE last_active FROM ONLY $srec) ?? $active) < $cutoff {
+    THROW $expired_mark;
+};
 LET $old = SELECT ordered, created_at FROM ONLY $rid;
 IF $old = NONE {
     IF (SELECT VALUE n FROM ONLY $counter) ?? 0 >= $max { THROW $limit_mark; };
@@ -137,7 +141,8 @@ _TOUCH: Final = "UPSERT $srec SET user = $uid, session = $sid, last_active = $no
 # Removes a session's entries only if it is still idle (a concurrent write may have revived it).
 _PURGE_SESSION: Final = """
 BEGIN TRANSACTION;
-IF ((SELECT VALUE last_active FROM ONLY $srec) ?? $cutoff) <= $cutoff {
+LET $last = SELECT VALUE last_active FROM ONLY $srec;
+IF $last = NONE OR $last < $cutoff {
     DELETE memory:[$uid, 'session', $sid, NONE]..[$uid, 'session', $sid, {}];
     DELETE memory_order:[$uid, 'session', $sid, NONE]..[$uid, 'session', $sid, {}];
     DELETE $counter;
@@ -146,9 +151,9 @@ IF ((SELECT VALUE last_active FROM ONLY $srec) ?? $cutoff) <= $cutoff {
 COMMIT TRANSACTION;
 """
 
-_IDLE_SESSIONS: Final = "SELECT user, session FROM memory_session WHERE last_active <= $cutoff LIMIT $limit;"
+_IDLE_SESSIONS: Final = "SELECT user, session FROM memory_session WHERE last_active < $cutoff LIMIT $limit;"
 _USER_SESSIONS: Final = (
-    "SELECT session, last_active FROM memory_session:[$uid, NONE]..[$uid, {}] WHERE last_active > $cutoff;"
+    "SELECT session, last_active FROM memory_session:[$uid, NONE]..[$uid, {}] WHERE last_active >= $cutoff;"
 )
 
 
@@ -246,8 +251,6 @@ class SurrealMemoryStore:
             check_key(key, self.limits)
         check_value(content, self.limits)
         now = self._now()
-        if scope is Scope.SESSION:
-            await self._expire_if_idle(owner, now)
         kind, name = (KEYED, key) if key is not None else (KEYLESS, uuid.uuid4().hex)
         record = await self._write(owner, scope, kind, name, key, content, now, created_at=None)
         self._puts_since_sweep += 1
@@ -313,8 +316,6 @@ class SurrealMemoryStore:
                 name = uuid.uuid5(_HANDLE_NAMESPACE, record.handle).hex
             kind = KEYLESS
         check_value(record.content, self.limits)
-        if scope is Scope.SESSION:
-            await self._expire_if_idle(owner, self._now())
         created = record.created_at.astimezone(UTC)
         updated = record.updated_at.astimezone(UTC)
         return await self._write(owner, scope, kind, name, record.key, record.content, updated, created)
@@ -386,17 +387,21 @@ class SurrealMemoryStore:
             "srec": self._sess(owner) if scope is Scope.SESSION else None,
             "max": self.limits.max_records_per_owner,
             "limit_mark": _LIMIT_MARK,
+            "expired_mark": _EXPIRED_MARK,
             "uid": owner.user,
             "scp": scope.value,
             "sid": session,
             "key": key,
             "content": content,
             "now": now,
-            "active": self._now(),
             "created_at": created_at,
         }
         try:
-            created_us = await self._transaction(_PUT, params, "recording a memory")
+            try:
+                created_us = await self._transaction(_PUT, self._activity(params), "recording a memory")
+            except _SessionExpired:
+                await self._purge(owner, self._now() - self.session_ttl)
+                created_us = await self._transaction(_PUT, self._activity(params), "recording a memory")
         except _LimitReached:
             who = "user" if scope is Scope.USER else "session"
             raise MemoryInputError(
@@ -431,10 +436,9 @@ class SurrealMemoryStore:
             await self._transaction(_TOUCH, params, "refreshing a session")
         return True
 
-    async def _expire_if_idle(self, owner: Owner, now: datetime) -> None:
-        row = await self._one(_SESSION, {"srec": self._sess(owner)}, "reading a session")
-        if row and now - row["last_active"] > self.session_ttl:
-            await self._purge(owner, now - self.session_ttl)
+    def _activity(self, params: dict[str, Any]) -> dict[str, Any]:
+        active = self._now()
+        return {**params, "active": active, "cutoff": active - self.session_ttl}
 
     async def _purge(self, owner: Owner, cutoff: datetime) -> None:
         params = {
@@ -479,6 +483,8 @@ class SurrealMemoryStore:
         if failures:
             if any(_LIMIT_MARK in f for f in failures):
                 raise _LimitReached
+            if any(_EXPIRED_MARK in f for f in failures):
+                raise _SessionExpired
             if any(_conflict(f) for f in failures):
                 raise _Retry
             raise StoreError(f"The memory store failed while {action}: {failures[0]}")
@@ -487,6 +493,10 @@ class SurrealMemoryStore:
 
 class _LimitReached(Exception):
     """The per-owner record limit would be exceeded."""
+
+
+class _SessionExpired(Exception):
+    """The session was idle past the TTL: its entries must go before it is written again."""
 
 
 def _session(owner: Owner, scope: Scope) -> str:
