@@ -97,6 +97,8 @@ class AnthropicProvider(HttpProvider):
             case "user":
                 return [self._part(part) for part in message.parts()]
             case "assistant":
+                if message.has_images():
+                    raise self.invalid("Anthropic takes no images in assistant messages", request)
                 blocks: list[dict[str, Any]] = list(
                     details_for(self.name, message.provider_details).get("thinking", [])
                 )

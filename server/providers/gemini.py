@@ -137,7 +137,7 @@ class GeminiProvider(HttpProvider):
                     parts[-1][SIGNATURE_WIRE] = signature
                 return parts + [self._call_part(c) for c in message.tool_calls]
             case "tool":
-                if any(isinstance(p, ImagePart) for p in message.parts()):
+                if message.has_images():
                     raise self.invalid("Gemini takes no images in tool results", request)
                 call_id = message.tool_call_id or ""
                 key = "error" if message.is_error else "result"

@@ -97,7 +97,7 @@ class OllamaProvider(HttpProvider):
                 assert_never(message.role)
 
     def _text_only(self, message: Message, request: CompletionRequest) -> None:
-        if any(isinstance(p, ImagePart) for p in message.parts()):
+        if message.has_images():
             raise self.invalid(f"Ollama takes images only in user messages, not {message.role} ones", request)
 
     def parse_response(self, payload: Any, request: CompletionRequest) -> CompletionResponse:

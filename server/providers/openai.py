@@ -90,14 +90,14 @@ class OpenAIProvider(HttpProvider):
                     return {"role": "user", "content": message.content}
                 return {"role": "user", "content": [_part(p) for p in message.content]}
             case "assistant":
-                if any(isinstance(p, ImagePart) for p in message.parts()):
+                if message.has_images():
                     raise self.invalid("OpenAI takes no images in assistant messages", request)
                 out: dict[str, Any] = {"role": "assistant", "content": message.text() or None}
                 if message.tool_calls:
                     out["tool_calls"] = [self._call(c) for c in message.tool_calls]
                 return out
             case "tool":
-                if any(isinstance(p, ImagePart) for p in message.parts()):
+                if message.has_images():
                     raise self.invalid("OpenAI takes no images in tool results", request)
                 return {
                     "role": "tool",

@@ -76,6 +76,9 @@ class Message(BaseModel):
             return [TextPart(text=self.content)] if self.content else []
         return list(self.content)
 
+    def has_images(self) -> bool:
+        return not isinstance(self.content, str) and any(isinstance(p, ImagePart) for p in self.content)
+
     def text(self) -> str:
         """The concatenated text of the content, ignoring images."""
         if isinstance(self.content, str):
