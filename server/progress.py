@@ -50,10 +50,15 @@ class ProgressStream:
 @asynccontextmanager
 async def progress_stream(report: Report, **options: float) -> AsyncIterator[ProgressStream]:
     stream = ProgressStream(report, **options)
+    failure: Exception | None = None
     async with anyio.create_task_group() as tg:
         tg.start_soon(stream.beat_forever)
         try:
             yield stream
             await stream.flush()
+        except Exception as e:
+            failure = e  # re-raised as itself below, not wrapped in the task group's ExceptionGroup
         finally:
             tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
