@@ -450,7 +450,7 @@ FORMATS = {
 
 
 class HangResponse(Response):
-    """Sends the first chunk (if any), then waits for the client to go away."""
+    """Streams the first chunk (if any), then waits for the client to go away and records that."""
 
     def __init__(self, fake: FakeLLM, first: bytes | None, media_type: str) -> None:
         super().__init__(media_type=media_type)
@@ -459,7 +459,8 @@ class HangResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.first is not None:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            headers = [(b"content-type", self.media_type.encode())] if self.media_type else []
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": self.first, "more_body": True})
         self.fake.hung.set()
         while (await receive())["type"] != "http.disconnect":

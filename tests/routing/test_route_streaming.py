@@ -1,0 +1,122 @@
+"""Streaming as MCP progress notifications, and cancellation reaching the provider, for each provider.
+
+The server streams only when the request carries a progress token; the in-memory client puts one in
+`_meta` in legacy (handshake) mode, so these tests use it there.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from fake_llm import PROVIDERS, Call, FakeLLM, Turn
+from mcp import Client
+from routing_helpers import QUESTION, WEATHER_TOOL, answered, host_answers, route, structured, text_of
+
+from server.app import build_server
+from server.config import Settings
+
+pytestmark = pytest.mark.parametrize("provider", PROVIDERS)
+
+RECORD_CITY = Call("memory", {"op": "record", "scope": "user", "key": "city", "value": "lives in Paris"})
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.messages: list[str] = []
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.values.append(progress)
+        self.messages.append(message or "")
+
+    @property
+    def text(self) -> str:
+        return "".join(self.messages)
+
+
+async def test_streamed_text_arrives_as_progress_and_streamed_tool_calls_are_assembled(
+    settings: Settings, fake: FakeLLM, provider: str
+) -> None:
+    fake.script(
+        Turn.calling(RECORD_CITY, text="Noting where you live. "),
+        Turn.calling(Call("get_weather", {"city": "Paris", "units": "metric"})),
+        Turn(text="It is sunny and 18 degrees in Paris today."),
+    )
+    model = f"{provider}/model-a"
+    first_progress, second_progress = Progress(), Progress()
+    async with Client(build_server(settings), mode="legacy") as client:
+        first = structured(
+            await client.call_tool(
+                "route_completion",
+                {"model": model, "messages": QUESTION, "tools": [WEATHER_TOOL]},
+                progress_callback=first_progress,
+            )
+        )
+        history = QUESTION + host_answers(first, {"get_weather": "18°C and sunny"})
+        second = structured(
+            await client.call_tool(
+                "route_completion",
+                {"model": model, "messages": history, "tools": [WEATHER_TOOL]},
+                progress_callback=second_progress,
+            )
+        )
+    assert all(r.streamed for r in fake.requests) and len(fake.requests) == 3
+    assert first_progress.text == "Noting where you live. "
+    assert first["status"] == "tool_calls"
+    assert [(c["name"], c["arguments"]) for c in first["tool_calls"]] == [
+        ("get_weather", {"city": "Paris", "units": "metric"})
+    ]
+    assert first["memory_ops"] == [{"op": "record", "scope": "user", "key": "city", "outcome": "recorded"}]
+    assert first["usage"] == {"input_tokens": 22, "output_tokens": 14}
+    assert second_progress.text == second["text"] == "It is sunny and 18 degrees in Paris today."
+    assert second_progress.values == sorted(set(second_progress.values))  # progress only grows
+    assert answered(fake.requests[2]) == [("get_weather", "18°C and sunny")]
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_cancelling_the_call_aborts_the_upstream_request(
+    settings: Settings, fake: FakeLLM, provider: str, mode: str
+) -> None:
+    fake.script(Turn(text="Once upon a time", hang=True), Turn(text="Still here."))
+    model = f"{provider}/model-a"
+    async with Client(build_server(settings), mode=mode) as client:
+        async with anyio.create_task_group() as tg:
+
+            async def call() -> None:
+                await client.call_tool(
+                    "route_completion", {"model": model, "messages": QUESTION}, progress_callback=Progress()
+                )
+
+            tg.start_soon(call)
+            with anyio.fail_after(5):
+                await fake.hung.wait()
+            tg.cancel_scope.cancel()
+        with anyio.fail_after(5):
+            await fake.disconnected.wait()
+        after = structured(await route(client, model, QUESTION))
+    assert fake.disconnects == 1
+    assert fake.requests[0].streamed == (mode == "legacy")
+    assert after["text"] == "Still here."
+
+
+async def test_a_provider_error_while_streaming_is_a_tool_error_naming_category_and_provider(
+    settings: Settings, fake: FakeLLM, provider: str
+) -> None:
+    fake.script(Turn(error=(429, "Rate limit reached for requests.")))
+    async with Client(build_server(settings), mode="legacy") as client:
+        result = await client.call_tool(
+            "route_completion",
+            {"model": f"{provider}/model-a", "messages": QUESTION},
+            progress_callback=Progress(),
+        )
+    assert result.is_error
+    assert fake.requests[0].streamed
+    text = text_of(result)
+    for part in (
+        "rate_limit",
+        f"{provider}/model-a",
+        "HTTP 429",
+        "retryable",
+        "Rate limit reached for requests.",
+    ):
+        assert part in text
