@@ -1,0 +1,148 @@
+"""Memory tool calls over streamable HTTP: calls per second and p50/p99 latency by concurrency.
+
+Starts `memory-router serve --transport http` in a subprocess (rate limit off, store `mem://` unless
+--store says otherwise), opens N SDK clients (one MCP session each) and has each call the `memory`
+tool in a loop for --seconds. Prints a Markdown table.
+
+    python -m bench.http                       # from the repo root: 1, 16 and 64 clients, 5 s each
+    python -m bench.http --clients 1 8 --seconds 3 --store surrealkv:///tmp/bench-store
+
+(Run it as a module: as a script, this file would shadow the standard library `http`.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import anyio
+import httpx
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+
+@dataclass
+class Row:
+    clients: int
+    calls: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def per_second(self) -> float:
+        return self.calls / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_server(port: int, store: str, data_dir: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "MEMORY_ROUTER_STORE": store,
+        "MEMORY_ROUTER_RATE_LIMIT_PER_MINUTE": "0",
+        "MEMORY_ROUTER_USER": "bench",
+        "XDG_DATA_HOME": data_dir,
+    }
+    for name in ("MEMORY_ROUTER_TOKENS_FILE", "MEMORY_ROUTER_JWT_ISSUER", "MEMORY_ROUTER_CONFIG"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "server", "--log-level", "WARNING", "serve", "--transport", "http"]
+    return subprocess.Popen([*command, "--port", str(port)], env=env)
+
+
+def wait_until_serving(url: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with status {server.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit("the server did not start within 30 s")
+
+
+async def run(url: str, clients: int, seconds: float) -> Row:
+    latencies: list[float] = []
+    errors = 0
+    async with AsyncExitStack() as stack:
+        sessions = [
+            await stack.enter_async_context(Client(streamable_http_client(url), mode="legacy", cache=None))
+            for _ in range(clients)
+        ]
+        start = time.perf_counter()
+        stop = start + seconds
+
+        async def worker(number: int, client: Client) -> None:
+            nonlocal errors
+            i = 0
+            while time.perf_counter() < stop:
+                args = {
+                    "op": "record",
+                    "scope": "session",
+                    "key": f"k{number}-{i % 50}",
+                    "value": f"value {i}",
+                }
+                began = time.perf_counter()
+                result = await client.call_tool("memory", args)
+                latencies.append(time.perf_counter() - began)
+                errors += result.is_error
+                i += 1
+
+        async with anyio.create_task_group() as tg:
+            for number, client in enumerate(sessions):
+                tg.start_soon(worker, number, client)
+        elapsed = time.perf_counter() - start
+    return Row(clients, len(latencies), errors, elapsed, latencies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--store", default="mem://")
+    args = parser.parse_args()
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = start_server(port, args.store, data_dir)
+        try:
+            wait_until_serving(url, server)
+            rows = [anyio.run(run, url, n, args.seconds) for n in args.clients]
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+    print(f"memory tool calls over streamable HTTP, store {args.store}, {args.seconds:g} s per row\n")
+    print("| clients | calls | errors | calls/s | p50 ms | p99 ms | mean ms |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(
+            f"| {row.clients} | {row.calls} | {row.errors} | {row.per_second:.0f} | {row.percentile(0.50):.1f} "
+            f"| {row.percentile(0.99):.1f} | {statistics.fmean(row.latencies) * 1000:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
