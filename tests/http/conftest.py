@@ -27,6 +27,19 @@ from server.http import Transport, build_http_app
 
 Mode = Literal["legacy", "2026-07-28"]
 
+# For plain HTTP requests.
+MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+
 
 @asynccontextmanager
 async def running(

@@ -19,9 +19,7 @@ from server.app import build_server
 from server.auth import build_token_verifier
 from server.config import Settings
 from server.http import build_http_app
-from tests.http.conftest import connect, memory, read_json, running, text_of
-
-MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
+from tests.http.conftest import INITIALIZE, MCP_HEADERS, connect, memory, read_json, running, text_of
 
 
 @pytest.fixture
@@ -87,20 +85,10 @@ async def test_a_session_id_names_a_different_session_for_each_user(
 
 
 async def test_another_users_streamable_http_session_answers_404(base: str, tokens: dict[str, str]) -> None:
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
     ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
     async with httpx.AsyncClient(base_url=base, headers=MCP_HEADERS) as http:
         opened = await http.post(
-            "/mcp", json=initialize, headers={"Authorization": f"Bearer {tokens['alice']}"}
+            "/mcp", json=INITIALIZE, headers={"Authorization": f"Bearer {tokens['alice']}"}
         )
         session = opened.headers["mcp-session-id"]
         as_bob = await http.post(

@@ -18,19 +18,7 @@ from server.cli import main
 from server.config import Settings
 from server.errors import ConfigError
 from server.http import serve_http
-from tests.http.conftest import connect, memory, running, text_of
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
+from tests.http.conftest import INITIALIZE, MCP_HEADERS, connect, memory, running, text_of
 
 
 async def post(base: str, body: object = INITIALIZE, **headers: str) -> httpx.Response:
