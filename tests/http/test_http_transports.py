@@ -74,3 +74,20 @@ async def test_sessionless_listeners_hear_their_own_changes_and_never_another_us
             await memory(bob, "record", "user", "marker", value="bob's")
             first = await events.__anext__()
             assert getattr(first, "uri", None) == "memory://user/marker"
+
+
+@pytest.mark.parametrize("transport", ["http", "sse"])
+async def test_each_handshake_era_connection_is_its_own_session(
+    settings: Settings, transport: Transport
+) -> None:
+    with anyio.fail_after(15):
+        async with (
+            running(settings, transport) as base,
+            connect(base, transport=transport) as first,
+            connect(base, transport=transport) as second,
+        ):
+            await memory(first, "record", "session", "note", value="first's")
+            assert [m["content"] for m in await read_json(first, "memory://session")] == ["first's"]
+            assert await read_json(second, "memory://session") == []
+            forgotten = await memory(second, "forget", "session", "note")
+            assert text_of(forgotten) == 'No session memory found for "note".'
