@@ -248,7 +248,15 @@ async def serve_http(
             host,
         )
     app = build_http_app(settings, transport=transport, verifier=verifier)
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, server_header=False, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
     server = uvicorn.Server(config)
     path = MCP_PATH if transport == "http" else SSE_PATH
     logger.info(
