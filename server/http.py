@@ -118,8 +118,19 @@ class HostOriginGuard:
         await self.app(scope, receive, send)
 
 
+def _unauthorized(token_sent: bool) -> JSONResponse:
+    """401 with an RFC 6750 challenge: an error code only when a token came and was refused."""
+    if token_sent:
+        challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{INVALID}"'
+        body = {"error": "invalid_token", "error_description": INVALID}
+    else:
+        challenge = f'Bearer realm="{REALM}"'
+        body = {"error": "unauthorized", "error_description": "Send Authorization: Bearer TOKEN."}
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})
+
+
 class RequireBearer:
-    """401 unless authenticated; `WWW-Authenticate` follows RFC 6750 (no error code when no token came)."""
+    """401 unless the request was authenticated."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -130,20 +141,11 @@ class RequireBearer:
             await self.app(scope, receive, send)
             return
         sent_token = HTTPConnection(scope).headers.get("authorization", "").lower().startswith("bearer ")
-        if sent_token:
-            challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{INVALID}"'
-            body = {"error": "invalid_token", "error_description": INVALID}
-        else:
-            challenge = f'Bearer realm="{REALM}"'
-            body = {"error": "unauthorized", "error_description": "Send Authorization: Bearer TOKEN."}
-        response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})
-        await response(scope, receive, send)
+        await _unauthorized(sent_token)(scope, receive, send)
 
 
 def _auth_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
-    challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{INVALID}"'
-    body = {"error": "invalid_token", "error_description": INVALID}
-    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})
+    return _unauthorized(token_sent=True)
 
 
 def _sse_session_header(app: ASGIApp) -> ASGIApp:
