@@ -9,7 +9,8 @@ Layout (all record ids are arrays, so every lookup and scan is a key-range opera
     memory_count:[user, scope, session]                maintained number of entries (limit check)
     memory_session:[user, session]                     last activity of a session (idle expiry)
 
-User scope stores session "". Every query is a constant string with parameters; record ids are
+User scope stores session "". Strings in ids go through `id_text` (the engine refuses NUL there).
+Every query is a constant string with parameters; record ids are
 passed as `RecordID` values, never spliced into SurrealQL.
 """
 
@@ -208,6 +209,31 @@ def decode_handle(handle: str) -> tuple[str, str, str, str, str] | None:
     return user, scope, session, kind, name
 
 
+def id_text(text: str) -> str:
+    """User and session names made safe for the engine, injectively: it refuses NUL in record ids,
+    and the embedded SDK cannot return a string holding one. Used in ids and in the fields that
+    hold those names; keys and values with NUL are refused instead (`check_text`)."""
+    return text.replace("\x01", "\x01\x01").replace("\x00", "\x01\x02")
+
+
+def id_untext(text: str) -> str:
+    out: builtins.list[str] = []
+    chars = iter(text)
+    for char in chars:
+        out.append({"\x01": "\x01", "\x02": "\x00"}[next(chars)] if char == "\x01" else char)
+    return "".join(out)
+
+
+def check_text(key: str | None, content: str) -> None:
+    for what, text in (("key", key), ("value", content)):
+        if text is not None and "\x00" in text:
+            raise MemoryInputError(f"The {what} contains a NUL character (U+0000), which cannot be stored.")
+
+
+def _id(table: str, *parts: str | int) -> RecordID:
+    return RecordID(table, [id_text(p) if isinstance(p, str) else p for p in parts])
+
+
 def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
@@ -251,6 +277,7 @@ class SurrealMemoryStore:
         if key is not None:
             check_key(key, self.limits)
         check_value(content, self.limits)
+        check_text(key, content)
         now = self._now()
         kind, name = (KEYED, key) if key is not None else (KEYLESS, uuid.uuid4().hex)
         record = await self._write(owner, scope, kind, name, key, content, now, created_at=None)
@@ -272,14 +299,14 @@ class SurrealMemoryStore:
         if not await self._session_alive(owner, scope):
             return []
         session = _session(owner, scope)
-        params: dict[str, Any] = {"uid": owner.user, "scp": scope.value, "sid": session}
+        params: dict[str, Any] = {"uid": id_text(owner.user), "scp": scope.value, "sid": id_text(session)}
         records: builtins.list[MemoryRecord] = []
         query = _LIST_FIRST
         while limit is None or len(records) < limit:
             page = LIST_PAGE if limit is None else min(LIST_PAGE, limit - len(records))
             rows = await self._one(query, {**params, "limit": page}, "listing memories") or []
             for kind, name, key, content, created, updated in rows:
-                parts = (owner.user, scope.value, session, kind, name)
+                parts = (owner.user, scope.value, session, kind, key if kind == KEYED else name)
                 records.append(_record(parts, key, content, created, updated))
             if len(rows) < page:
                 break
@@ -317,6 +344,7 @@ class SurrealMemoryStore:
                 name = uuid.uuid5(_HANDLE_NAMESPACE, record.handle).hex
             kind = KEYLESS
         check_value(record.content, self.limits)
+        check_text(record.key, record.content)
         created = record.created_at.astimezone(UTC)
         updated = record.updated_at.astimezone(UTC)
         return await self._write(owner, scope, kind, name, record.key, record.content, updated, created)
@@ -330,8 +358,9 @@ class SurrealMemoryStore:
     async def list_sessions(self, user: str) -> Sequence[str]:
         """The user's sessions that are not idle past the TTL, for export."""
         cutoff = self._now() - self.session_ttl
-        rows = await self._one(_USER_SESSIONS, {"uid": user, "cutoff": cutoff}, "listing sessions")
-        return [row["session"] for row in rows or []]
+        params = {"uid": id_text(user), "cutoff": cutoff}
+        rows = await self._one(_USER_SESSIONS, params, "listing sessions")
+        return [id_untext(row["session"]) for row in rows or []]
 
     async def sweep_expired_sessions(self, batch: int = 100) -> int:
         """Remove every session idle longer than the TTL; return how many were removed."""
@@ -342,7 +371,7 @@ class SurrealMemoryStore:
                 _IDLE_SESSIONS, {"cutoff": cutoff, "limit": batch}, "finding idle sessions"
             )
             for row in rows or []:
-                await self._purge(Owner(row["user"], row["session"]), cutoff)
+                await self._purge(Owner(id_untext(row["user"]), id_untext(row["session"])), cutoff)
             removed += len(rows or [])
             if len(rows or []) < batch:
                 if removed:
@@ -359,15 +388,15 @@ class SurrealMemoryStore:
 
     @staticmethod
     def _rid(owner: Owner, scope: Scope, kind: str, name: str) -> RecordID:
-        return RecordID("memory", [owner.user, scope.value, _session(owner, scope), kind, name])
+        return _id("memory", owner.user, scope.value, _session(owner, scope), kind, name)
 
     @staticmethod
     def _counter(owner: Owner, scope: Scope) -> RecordID:
-        return RecordID("memory_count", [owner.user, scope.value, _session(owner, scope)])
+        return _id("memory_count", owner.user, scope.value, _session(owner, scope))
 
     @staticmethod
     def _sess(owner: Owner) -> RecordID:
-        return RecordID("memory_session", [owner.user, owner.session])
+        return _id("memory_session", owner.user, owner.session)
 
     async def _write(
         self,
@@ -383,17 +412,17 @@ class SurrealMemoryStore:
         session = _session(owner, scope)
         params: dict[str, Any] = {
             "rid": self._rid(owner, scope, kind, name),
-            "order": RecordID(
-                "memory_order", [owner.user, scope.value, session, RANK_BASE - _micros(now), kind, name]
+            "order": _id(
+                "memory_order", owner.user, scope.value, session, RANK_BASE - _micros(now), kind, name
             ),
             "counter": self._counter(owner, scope),
             "srec": self._sess(owner) if scope is Scope.SESSION else None,
             "max": self.limits.max_records_per_owner,
             "limit_mark": _LIMIT_MARK,
             "expired_mark": _EXPIRED_MARK,
-            "uid": owner.user,
+            "uid": id_text(owner.user),
             "scp": scope.value,
-            "sid": session,
+            "sid": id_text(session),
             "key": key,
             "content": content,
             "now": now,
@@ -435,7 +464,12 @@ class SurrealMemoryStore:
             await self._purge(owner, now - self.session_ttl)
             return False
         if now - last >= self._touch_interval:
-            params = {"srec": self._sess(owner), "uid": owner.user, "sid": owner.session, "now": now}
+            params = {
+                "srec": self._sess(owner),
+                "uid": id_text(owner.user),
+                "sid": id_text(owner.session),
+                "now": now,
+            }
             await self._transaction(_TOUCH, params, "refreshing a session")
         return True
 
@@ -447,8 +481,8 @@ class SurrealMemoryStore:
         params = {
             "srec": self._sess(owner),
             "counter": self._counter(owner, Scope.SESSION),
-            "uid": owner.user,
-            "sid": owner.session,
+            "uid": id_text(owner.user),
+            "sid": id_text(owner.session),
             "cutoff": cutoff,
         }
         await self._transaction(_PURGE_SESSION, params, "removing an expired session")

@@ -38,6 +38,7 @@ NASTY_KEYS = [
     " leading and trailing ",
     "line\nbreak\ttab",
     "🧠 emoji ✨",
+    "\x01\x02",
     "k" * 256,
 ]
 
@@ -309,3 +310,30 @@ async def _long_listing(store: SurrealMemoryStore, clock: Clock) -> None:
     assert len({r.handle for r in everything}) == LIST_PAGE + 50
     assert [r.updated_at for r in everything] == sorted((r.updated_at for r in everything), reverse=True)
     assert some == everything[: LIST_PAGE + 3]
+
+
+async def test_users_and_sessions_with_nul_are_stored_apart_from_look_alikes(
+    store: SurrealMemoryStore, clock: Clock
+) -> None:
+    # "\x01\x02" is how a NUL is written inside record ids: the two owners must not meet.
+    nul_owner = Owner("al\x00ice", "s\x00")
+    escaped_owner = Owner("al\x01\x02ice", "s\x01\x02")
+    record = await store.put(nul_owner, Scope.SESSION, "nul owner", key="k")
+    await store.put(escaped_owner, Scope.SESSION, "other owner", key="k")
+
+    assert await store.list(nul_owner, Scope.SESSION) == [record]
+    assert [r.content for r in await store.list(escaped_owner, Scope.SESSION)] == ["other owner"]
+    assert await store.list_sessions("al\x00ice") == ["s\x00"]
+    assert await store.forget(escaped_owner, Scope.SESSION, record.handle) is None
+    assert await store.forget(nul_owner, Scope.SESSION, record.handle) == record
+    clock.advance(48 * 3600)
+    assert await store.sweep_expired_sessions() == 2
+
+
+@pytest.mark.parametrize(("key", "value"), [("nul\x00key", "v"), ("k", "nul\x00value")])
+async def test_nul_in_keys_and_values_is_refused_clearly(
+    store: SurrealMemoryStore, key: str, value: str
+) -> None:
+    with pytest.raises(MemoryInputError, match="NUL"):
+        await store.put(ALICE, Scope.USER, value, key=key)
+    assert await store.count(ALICE, Scope.USER) == 0
