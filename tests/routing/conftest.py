@@ -8,10 +8,22 @@ from fake_llm import KEY, FakeLLM
 from server.config import Settings
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeLLM]:
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+async def fake_server() -> AsyncIterator[FakeLLM]:
     async with FakeLLM().serving() as server:
         yield server
+
+
+@pytest.fixture
+def fake(fake_server: FakeLLM) -> FakeLLM:
+    """The fake model server, with an empty script and no requests yet."""
+    fake_server.reset()
+    return fake_server
 
 
 def provider_env(url: str) -> dict[str, str]:
@@ -30,4 +42,5 @@ def provider_env(url: str) -> dict[str, str]:
 @pytest.fixture
 def settings(fake: FakeLLM) -> Settings:
     """Every provider at the fake, an ephemeral store, a fixed user and session, no retry waits."""
-    return Settings(store="mem://", user="alice", session="s1", max_retries=0, **provider_env(fake.url))
+    values = {"store": "mem://", "user": "alice", "session": "s1", "max_retries": 0, **provider_env(fake.url)}
+    return Settings.model_validate(values)

@@ -474,9 +474,7 @@ class FakeLLM:
         self.turns: list[Turn] = []
         self.default = default
         self.requests: list[Recorded] = []
-        self.disconnects = 0
-        self.hung = anyio.Event()
-        self.disconnected = anyio.Event()
+        self.reset()
         self.url = ""
         self.app = Starlette(
             routes=[
@@ -486,6 +484,14 @@ class FakeLLM:
                 Route("/api/chat", self._handler("ollama"), methods=["POST"]),
             ]
         )
+
+    def reset(self) -> None:
+        """Forget the script, the requests and the disconnects, as if just started."""
+        self.disconnects = 0
+        self.turns.clear()
+        self.requests.clear()
+        self.hung = anyio.Event()
+        self.disconnected = anyio.Event()
 
     def script(self, *turns: Turn) -> None:
         self.turns.extend(turns)

@@ -25,7 +25,7 @@ def text_of(result: types.CallToolResult) -> str:
 def structured(result: types.CallToolResult) -> dict[str, Any]:
     assert not result.is_error, text_of(result)
     assert result.structured_content is not None
-    return result.structured_content
+    return dict(result.structured_content)
 
 
 async def route(
