@@ -6,6 +6,7 @@ else speaks `server.providers.types`.
 
 from server.providers.base import Provider
 from server.providers.http import Clock, RetryPolicy
+from server.providers.mapping import INVALID_ARGUMENTS
 from server.providers.registry import (
     PROVIDER_NAMES,
     PROVIDERS,
@@ -17,6 +18,7 @@ from server.providers.registry import (
 )
 
 __all__ = [
+    "INVALID_ARGUMENTS",
     "PROVIDERS",
     "PROVIDER_NAMES",
     "Clock",
