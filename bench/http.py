@@ -22,6 +22,7 @@ import tempfile
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import httpx
@@ -36,6 +37,7 @@ class Row:
     errors: int
     seconds: float
     latencies: list[float]
+    server_cpu: float | None  # seconds of CPU the server process spent on this row
 
     @property
     def per_second(self) -> float:
@@ -44,6 +46,15 @@ class Row:
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), or None where that is not available."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -80,7 +91,7 @@ def wait_until_serving(url: str, server: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the server did not start within 30 s")
 
 
-async def run(url: str, clients: int, seconds: float) -> Row:
+async def run(url: str, clients: int, seconds: float, server_pid: int) -> Row:
     latencies: list[float] = []
     errors = 0
     async with AsyncExitStack() as stack:
@@ -88,6 +99,7 @@ async def run(url: str, clients: int, seconds: float) -> Row:
             await stack.enter_async_context(Client(streamable_http_client(url), mode="legacy", cache=None))
             for _ in range(clients)
         ]
+        cpu_before = cpu_seconds(server_pid)
         start = time.perf_counter()
         stop = start + seconds
 
@@ -111,7 +123,9 @@ async def run(url: str, clients: int, seconds: float) -> Row:
             for number, client in enumerate(sessions):
                 tg.start_soon(worker, number, client)
         elapsed = time.perf_counter() - start
-    return Row(clients, len(latencies), errors, elapsed, latencies)
+        cpu_after = cpu_seconds(server_pid)
+    cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
+    return Row(clients, len(latencies), errors, elapsed, latencies, cpu)
 
 
 def main() -> None:
@@ -129,19 +143,23 @@ def main() -> None:
         server = start_server(port, args.store, data_dir)
         try:
             wait_until_serving(url, server)
-            rows = [anyio.run(run, url, n, args.seconds) for n in args.clients]
+            rows = [anyio.run(run, url, n, args.seconds, server.pid) for n in args.clients]
         finally:
             server.terminate()
             server.wait(timeout=10)
 
     print(f"memory tool calls over streamable HTTP, store {args.store}, {args.seconds:g} s per row\n")
-    print("| clients | calls | errors | calls/s | p50 ms | p99 ms | mean ms |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| clients | calls | errors | calls/s | p50 ms | p99 ms | mean ms | server CPU ms/call |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
+        cpu = (
+            f"{row.server_cpu / row.calls * 1000:.1f}" if row.server_cpu is not None and row.calls else "n/a"
+        )
         print(
             f"| {row.clients} | {row.calls} | {row.errors} | {row.per_second:.0f} | {row.percentile(0.50):.1f} "
-            f"| {row.percentile(0.99):.1f} | {statistics.fmean(row.latencies) * 1000:.1f} |"
+            f"| {row.percentile(0.99):.1f} | {statistics.fmean(row.latencies) * 1000:.1f} | {cpu} |"
         )
+    print(f"\n{os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end")
 
 
 if __name__ == "__main__":
