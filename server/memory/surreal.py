@@ -173,8 +173,16 @@ def _translated(action: str) -> Iterator[None]:
     """The one boundary where SDK errors become ours."""
     try:
         yield
-    except (SurrealError, OSError, RuntimeError, aiohttp.ClientError, WebSocketException) as e:
-        # The embedded engine reports its failures as RuntimeError; remote ones come from the transport.
+    except (
+        SurrealError,
+        OSError,
+        RuntimeError,
+        UnicodeEncodeError,
+        aiohttp.ClientError,
+        WebSocketException,
+    ) as e:
+        # The embedded engine reports its failures as RuntimeError, remote ones come from the transport,
+        # and a name holding a lone surrogate cannot be encoded.
         raise StoreError(f"The memory store failed while {action}: {e}") from e
 
 
@@ -226,8 +234,16 @@ def id_untext(text: str) -> str:
 
 def check_text(key: str | None, content: str) -> None:
     for what, text in (("key", key), ("value", content)):
-        if text is not None and "\x00" in text:
+        if text is None:
+            continue
+        if "\x00" in text:
             raise MemoryInputError(f"The {what} contains a NUL character (U+0000), which cannot be stored.")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise MemoryInputError(
+                f"The {what} is not valid Unicode text (it holds a lone surrogate), so it cannot be stored."
+            ) from None
 
 
 def _id(table: str, *parts: str | int) -> RecordID:
@@ -276,8 +292,8 @@ class SurrealMemoryStore:
     async def put(self, owner: Owner, scope: Scope, content: str, key: str | None = None) -> MemoryRecord:
         if key is not None:
             check_key(key, self.limits)
-        check_value(content, self.limits)
         check_text(key, content)
+        check_value(content, self.limits)
         now = self._now()
         kind, name = (KEYED, key) if key is not None else (KEYLESS, uuid.uuid4().hex)
         record = await self._write(owner, scope, kind, name, key, content, now, created_at=None)
@@ -343,8 +359,8 @@ class SurrealMemoryStore:
                 # A handle from elsewhere: derive a stable nonce so a second import is a no-op.
                 name = uuid.uuid5(_HANDLE_NAMESPACE, record.handle).hex
             kind = KEYLESS
-        check_value(record.content, self.limits)
         check_text(record.key, record.content)
+        check_value(record.content, self.limits)
         created = record.created_at.astimezone(UTC)
         updated = record.updated_at.astimezone(UTC)
         return await self._write(owner, scope, kind, name, record.key, record.content, updated, created)
