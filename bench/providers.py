@@ -5,7 +5,7 @@ for each provider format (JSON for `complete`, SSE or NDJSON for `stream`). For 
 `complete` and a full `stream` through our adapter, and a bare `client.post` / `client.stream` of
 the very same request body, sequentially and 100 at a time, in client CPU time per call.
 
-    python bench/providers.py [--calls 300] [--rounds 3]
+    python -m bench.providers [--calls 300] [--rounds 3]   (from the repository root)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import multiprocessing
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -38,7 +38,7 @@ def _sse(events: list[Any], newline: str = "\n") -> bytes:
 def _bodies() -> dict[str, tuple[bytes, bytes, bytes]]:
     """Per route: (complete JSON, streamed body, stream content type)."""
     words = TEXT.split(" ")
-    anthropic_json = {
+    anthropic_json: dict[str, Any] = {
         "id": "msg_1",
         "type": "message",
         "role": "assistant",
@@ -51,33 +51,33 @@ def _bodies() -> dict[str, tuple[bytes, bytes, bytes]]:
         "usage": {"input_tokens": 20, "output_tokens": 30},
     }
     args = json.dumps(TOOL["arguments"])
-    anthropic_stream = "".join(
-        f"event: {e['type']}\ndata: {json.dumps(e)}\n\n"
-        for e in [
-            {"type": "message_start", "message": {**anthropic_json, "content": [], "stop_reason": None}},
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-            *[
-                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w + " "}}
-                for w in words
-            ],
-            {"type": "content_block_stop", "index": 0},
+    anthropic_events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": {**anthropic_json, "content": [], "stop_reason": None}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        *[
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w + " "}}
+            for w in words
+        ],
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}},
+        },
+        *[
             {
-                "type": "content_block_start",
+                "type": "content_block_delta",
                 "index": 1,
-                "content_block": {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}},
-            },
-            *[
-                {
-                    "type": "content_block_delta",
-                    "index": 1,
-                    "delta": {"type": "input_json_delta", "partial_json": p},
-                }
-                for p in (args[:10], args[10:])
-            ],
-            {"type": "content_block_stop", "index": 1},
-            {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 30}},
-            {"type": "message_stop"},
-        ]
+                "delta": {"type": "input_json_delta", "partial_json": p},
+            }
+            for p in (args[:10], args[10:])
+        ],
+        {"type": "content_block_stop", "index": 1},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 30}},
+        {"type": "message_stop"},
+    ]
+    anthropic_stream = "".join(
+        f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in anthropic_events
     ).encode()
     openai_json = {
         "id": "chatcmpl-1",
@@ -126,7 +126,7 @@ def _bodies() -> dict[str, tuple[bytes, bytes, bytes]]:
         )
         + b"data: [DONE]\n\n"
     )
-    gemini_json = {
+    gemini_json: dict[str, Any] = {
         "candidates": [
             {
                 "content": {
@@ -262,7 +262,7 @@ def _request(model: str) -> CompletionRequest:
     )
 
 
-Call = Callable[[], Awaitable[None]]
+Call = Callable[[], Coroutine[Any, Any, None]]
 
 
 async def _per_call_us(call: Call, calls: int, concurrency: int) -> float:
@@ -318,10 +318,13 @@ def _calls(client: httpx.AsyncClient, adapter: HttpProvider, request: Completion
 
 async def _bench(port: int, calls: int, rounds: int) -> None:
     base = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        ANTHROPIC_API_KEY="bench", OPENAI_API_KEY="bench", GEMINI_API_KEY="bench",
-        ANTHROPIC_BASE_URL=base, OPENAI_BASE_URL=f"{base}/v1", GEMINI_BASE_URL=base, OLLAMA_HOST=base,
-    )  # fmt: skip
+    settings = Settings.model_validate(
+        {
+            **dict.fromkeys(("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"), "bench"),
+            **dict.fromkeys(("ANTHROPIC_BASE_URL", "GEMINI_BASE_URL", "OLLAMA_HOST"), base),
+            "OPENAI_BASE_URL": f"{base}/v1",
+        }
+    )
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     mapping: dict[str, tuple[float, float]] = {}
     print(f"{calls} calls per measurement, best of {rounds} rounds; client CPU µs per call")
