@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-from surrealdb import AsyncSurreal, SurrealError
-from websockets.exceptions import WebSocketException
+from surrealdb import AsyncSurreal
 
 from server.config import Settings
 from server.errors import ConfigError, StoreError
 from server.memory.lock import StoreLock
-from server.memory.surreal import Clock, SurrealMemoryStore, _translated, utc_now
+from server.memory.surreal import SDK_ERRORS, Clock, SurrealMemoryStore, translated_errors, utc_now
 
 EMBEDDED_SCHEMES = ("surrealkv", "mem", "memory")
 REMOTE_SCHEMES = ("ws", "wss", "http", "https")
@@ -35,7 +33,7 @@ def display_url(url: str) -> str:
 
 
 async def _close(db: Any, shown: str) -> None:
-    with _translated(f"closing {shown}"):
+    with translated_errors(f"closing {shown}"):
         await db.close()
 
 
@@ -78,7 +76,7 @@ async def open_store(settings: Settings, *, clock: Clock = utc_now) -> AsyncIter
             connect_url = f"surrealkv://{path}"
         db: Any = AsyncSurreal(connect_url)
         if scheme not in STATELESS_SCHEMES:
-            with _translated(f"opening {shown}"):
+            with translated_errors(f"opening {shown}"):
                 await db.connect()
             stack.push_async_callback(_close, db, shown)
         store = SurrealMemoryStore(
@@ -87,7 +85,7 @@ async def open_store(settings: Settings, *, clock: Clock = utc_now) -> AsyncIter
         stack.push_async_callback(store.aclose)
         if scheme in REMOTE_SCHEMES:
             await _sign_in(db, settings)
-        with _translated(f"selecting namespace {settings.store_namespace!r}"):
+        with translated_errors(f"selecting namespace {settings.store_namespace!r}"):
             await db.use(settings.store_namespace, settings.store_database)
         await store.define_schema()
         await store.sweep_expired_sessions()
@@ -103,8 +101,9 @@ async def _sign_in(db: Any, settings: Settings) -> None:
     }
     try:
         await db.signin(credentials)
-    except (SurrealError, OSError, RuntimeError, aiohttp.ClientError, WebSocketException) as e:
+    except SDK_ERRORS as e:
+        where = display_url(settings.store)
         raise StoreError(
-            f"Signing in to the memory store at {display_url(settings.store)} as {settings.store_username!r} failed: "
-            f"{type(e).__name__}. Check MEMORY_ROUTER_STORE_USERNAME and MEMORY_ROUTER_STORE_PASSWORD."
+            f"Signing in to the memory store at {where} as {settings.store_username!r} failed "
+            f"({type(e).__name__}). Check MEMORY_ROUTER_STORE_USERNAME and MEMORY_ROUTER_STORE_PASSWORD."
         ) from e

@@ -168,21 +168,24 @@ def _conflict(message: str) -> bool:
     return "conflict" in lowered or "can be retried" in lowered
 
 
+# What the SDK raises: the embedded engine reports failures as RuntimeError, remote ones come from the
+# transport, and a name holding a lone surrogate cannot be encoded.
+SDK_ERRORS: Final = (
+    SurrealError,
+    OSError,
+    RuntimeError,
+    UnicodeEncodeError,
+    aiohttp.ClientError,
+    WebSocketException,
+)
+
+
 @contextmanager
-def _translated(action: str) -> Iterator[None]:
+def translated_errors(action: str) -> Iterator[None]:
     """The one boundary where SDK errors become ours."""
     try:
         yield
-    except (
-        SurrealError,
-        OSError,
-        RuntimeError,
-        UnicodeEncodeError,
-        aiohttp.ClientError,
-        WebSocketException,
-    ) as e:
-        # The embedded engine reports its failures as RuntimeError, remote ones come from the transport,
-        # and a name holding a lone surrogate cannot be encoded.
+    except SDK_ERRORS as e:
         raise StoreError(f"The memory store failed while {action}: {e}") from e
 
 
@@ -524,7 +527,7 @@ class SurrealMemoryStore:
     async def _run(self, query: str, params: Mapping[str, Any], action: str) -> builtins.list[Any]:
         if self._closed:
             raise StoreError(f"The memory store is closed (while {action}).")
-        with _translated(action):
+        with translated_errors(action):
             response = await self._db.query_raw(query, dict(params))
         if response.get("error") is not None:
             message = str(response["error"].get("message", response["error"]))
