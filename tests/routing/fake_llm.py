@@ -562,7 +562,9 @@ class FakeLLM:
 @contextmanager
 def bound_socket() -> Iterator[socket.socket]:
     """A listening loopback socket: clients may connect before the server starts accepting."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say so, and without it every
+    # response on a kept-alive connection waits ~40 ms for a delayed ACK (headers and body are two writes).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     with sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
