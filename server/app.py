@@ -35,6 +35,7 @@ from server.memory.service import MEMORY_TOOL_DESCRIPTION, MemoryService
 from server.memory.store import open_store
 from server.progress import progress_stream
 from server.providers.types import Message, Parameters, ToolChoice, ToolSpec
+from server.ratelimit import ToolCallRateLimit
 from server.routing.catalog import describe_models
 from server.routing.router import Router, RouteRequest, RouteResult
 from server.subscriptions import PREAMBLE_URI, LegacySubscriptions, UserScopedBus, affected_uris, scope_uri
@@ -146,6 +147,10 @@ def build_server(settings: Settings, *, http_client: httpx.AsyncClient | None = 
     _add_memory_resources(mcp)
     _add_legacy_subscriptions(mcp)
     _add_logging_level(mcp)
+    if settings.rate_limit_per_minute:  # when unset, build_http_app adds the HTTP default
+        mcp.middleware.append(
+            ToolCallRateLimit(settings.rate_limit_per_minute, lambda: current_user(settings))
+        )
     _add_key_completion(mcp)
     return mcp
 
