@@ -93,8 +93,8 @@ class Settings(BaseSettings):
     allowed_hosts: str = ""
     allowed_origins: str = ""
     max_body_bytes: int = 4 * 1024 * 1024
-    # tool calls per minute per user; unset: 600 over HTTP, off over stdio; 0: off
-    rate_limit_per_minute: int | None = None
+    # tool calls per minute per user, on every transport; unset: 600 over HTTP, off over stdio; 0: off
+    rate_limit_per_minute: int | None = Field(default=None, ge=0)
     # optional JWT bearer tokens (issuer, audience and one source of signing keys)
     jwt_issuer: str | None = None
     jwt_audience: str | None = None

@@ -46,7 +46,7 @@ from server.app import AppState, build_server, current_user
 from server.auth import build_token_verifier
 from server.config import Settings
 from server.errors import ConfigError
-from server.ratelimit import ToolCallRateLimit, rate_limit_for_http
+from server.ratelimit import DEFAULT_HTTP_PER_MINUTE, ToolCallRateLimit
 
 logger = logging.getLogger(__name__)
 
@@ -202,9 +202,8 @@ def build_http_app(
 ) -> Starlette:
     """The ASGI app for `transport`, with rebinding protection, body limit, auth and rate limit."""
     mcp = mcp or build_server(settings)
-    per_minute = rate_limit_for_http(settings.rate_limit_per_minute)
-    if per_minute is not None:
-        mcp.middleware.append(ToolCallRateLimit(per_minute, lambda: current_user(settings)))
+    if settings.rate_limit_per_minute is None:  # an explicit limit is build_server's
+        mcp.middleware.append(ToolCallRateLimit(DEFAULT_HTTP_PER_MINUTE, lambda: current_user(settings)))
     security = transport_security(settings)
     if transport == "http":
         inner = mcp.streamable_http_app(

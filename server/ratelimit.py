@@ -59,10 +59,3 @@ class ToolCallRateLimit:
                 is_error=True,
             )
         return await call_next(ctx)
-
-
-def rate_limit_for_http(settings_value: int | None) -> int | None:
-    """Calls per minute over HTTP: the setting, the default when unset, None (off) when 0."""
-    if settings_value is None:
-        return DEFAULT_HTTP_PER_MINUTE
-    return settings_value if settings_value > 0 else None

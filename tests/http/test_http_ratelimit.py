@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import anyio
+from mcp import Client
 
+from server.app import build_server
 from server.config import Settings
-from server.ratelimit import DEFAULT_HTTP_PER_MINUTE, ToolCallRateLimit, rate_limit_for_http
+from server.ratelimit import ToolCallRateLimit
 from tests.http.conftest import connect, memory, read_json, running, text_of
 
 
@@ -40,7 +42,19 @@ def test_the_limit_refills_with_time_and_says_when_to_retry() -> None:
     assert limit.try_acquire("bob") == 0.0
 
 
-def test_the_http_default_is_on_and_zero_turns_it_off() -> None:
-    assert rate_limit_for_http(None) == DEFAULT_HTTP_PER_MINUTE
-    assert rate_limit_for_http(0) is None
-    assert rate_limit_for_http(30) == 30
+async def test_an_explicit_limit_applies_without_http_too(settings: Settings) -> None:
+    limited = settings.model_copy(update={"rate_limit_per_minute": 1})
+    with anyio.fail_after(10):
+        async with Client(build_server(limited)) as client:
+            first = await memory(client, "record", "user", "a", value="v")
+            second = await memory(client, "record", "user", "b", value="v")
+    assert not first.is_error
+    assert second.is_error
+    assert "Rate limit reached" in text_of(second)
+
+
+async def test_without_http_there_is_no_limit_unless_one_is_set(settings: Settings) -> None:
+    with anyio.fail_after(10):
+        async with Client(build_server(settings)) as client:
+            results = [await memory(client, "record", "user", f"k{i}", value="v") for i in range(5)]
+    assert not any(result.is_error for result in results)
