@@ -49,11 +49,31 @@ def embedded_path(url: str) -> Path | None:
 
 @asynccontextmanager
 async def open_store(settings: Settings, *, clock: Clock = utc_now) -> AsyncIterator[SurrealMemoryStore]:
-    """Connect, lock (embedded on disk), sign in (remote), select namespace/database, define the schema.
+    """The store named by MEMORY_ROUTER_STORE; an embedded one on disk is locked to this process.
 
     On exit the connection is closed and the lock released.
     """
     url = settings.store
+    path = embedded_path(url)
+    async with AsyncExitStack() as stack:
+        if path is not None:
+            path = path.resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = StoreLock(path)
+            lock.acquire()
+            stack.callback(lock.release)
+            url = f"surrealkv://{path}"
+        yield await stack.enter_async_context(open_engine(settings, url, clock=clock))
+
+
+@asynccontextmanager
+async def open_engine(
+    settings: Settings, url: str, *, clock: Clock = utc_now
+) -> AsyncIterator[SurrealMemoryStore]:
+    """Connect to `url`, sign in (remote), select namespace/database, define the schema.
+
+    Takes no lock: for `surrealkv://` the caller must hold the store's `StoreLock` (`open_store` does).
+    """
     scheme = urlsplit(url).scheme
     shown = display_url(url)
     if scheme not in EMBEDDED_SCHEMES + REMOTE_SCHEMES:
@@ -61,20 +81,14 @@ async def open_store(settings: Settings, *, clock: Clock = utc_now) -> AsyncIter
             f"MEMORY_ROUTER_STORE={shown!r} is not a store URL: use surrealkv://PATH, mem://, "
             "ws://, wss://, http:// or https://."
         )
+    path = embedded_path(url)
+    if scheme in EMBEDDED_SCHEMES:
+        # Acknowledged writes must survive a crash: fsync on commit (read when the engine opens).
+        os.environ.setdefault("SURREAL_SYNC_DATA", "true")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
-        path = embedded_path(url)
-        connect_url = url
-        if scheme in EMBEDDED_SCHEMES:
-            # Acknowledged writes must survive a crash: fsync on commit (read when the engine opens).
-            os.environ.setdefault("SURREAL_SYNC_DATA", "true")
-        if path is not None:
-            path = path.resolve()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            lock = StoreLock(path)
-            lock.acquire()
-            stack.callback(lock.release)
-            connect_url = f"surrealkv://{path}"
-        db: Any = AsyncSurreal(connect_url)
+        db: Any = AsyncSurreal(url)
         if scheme not in STATELESS_SCHEMES:
             with translated_errors(f"opening {shown}"):
                 await db.connect()
