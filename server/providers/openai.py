@@ -212,15 +212,16 @@ class _Decoder(StreamDecoder):
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
         self._model: str | None = None
-        self._seen_chunk = False
+        self._done = False
 
     def is_terminator(self, frame: str) -> bool:
-        return frame.strip() == "[DONE]"
+        if frame.strip() == "[DONE]":
+            self._done = True
+        return self._done
 
     def on(self, data: dict[str, Any], events: list[StreamEvent]) -> None:
         if "error" in data and not data.get("choices"):
             raise self.fail(self.provider.parse_error(200, data))
-        self._seen_chunk = True
         self._model = data.get("model") or self._model
         if data.get("usage"):
             self._usage = data["usage"]
@@ -243,7 +244,7 @@ class _Decoder(StreamDecoder):
         call["extra"] = fragment.get("extra_content") or call["extra"]
 
     def payload(self) -> Any:
-        if not self._seen_chunk:
+        if not (self._done or self._finish):  # some servers never set a finish_reason, all send [DONE]
             raise self.incomplete()
         calls = []
         for index in sorted(self._calls):

@@ -155,11 +155,16 @@ async def test_a_connection_dropped_mid_stream_is_not_retried() -> None:
 
 
 async def test_a_stream_that_ends_early_is_an_error_not_a_short_answer() -> None:
-    cut = STREAM.split("data: [DONE]")[0]
-    body = sse({"type": "message_start", "message": {"model": "m", "content": []}}, named=True)
-    for name, text in (("anthropic", body), ("gemini", sse({"candidates": []})), ("openai", "")):
+    first_openai_chunk = STREAM.split("\n\n")[0] + "\n\n"
+    cut_bodies = {
+        "anthropic": sse({"type": "message_start", "message": {"model": "m", "content": []}}, named=True),
+        "gemini": sse({"candidates": [{"content": {"parts": [{"text": "Hel"}]}}]}),
+        "openai": first_openai_chunk,
+        "ollama": '{"message": {"content": "Hel"}, "done": false}\n',
+    }
+    for name, body in cut_bodies.items():
         with pytest.raises(ProviderError, match="ended before"):
-            [e async for e in provider(name, Upstream(stream_reply(text or cut[:0]))).stream(request())]
+            [e async for e in provider(name, Upstream(stream_reply(body))).stream(request())]
 
 
 async def test_a_malformed_body_is_a_provider_error() -> None:
