@@ -11,12 +11,14 @@ that format: text and/or tool calls, an error status with that provider's error 
 (the first chunk of a stream, then nothing until the client disconnects, which is recorded). Gemini
 calls carry a `thoughtSignature` and no id, as Gemini 2.x sends them. Every request is recorded.
 
-Serve it in the current event loop with `async with FakeLLM().serving() as fake:`, or standalone
-with `python tests/routing/fake_llm.py` (prints its base URL; answers "ok" to everything).
+Serve it in the current event loop with `async with FakeLLM().serving() as fake:`. For benchmarks,
+`python tests/routing/fake_llm.py` serves the same formats from a bare asyncio server that answers
+every request at once with one text turn (it prints its base URL).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import socket
@@ -446,6 +448,17 @@ FORMATS = {
 }
 
 
+def classify(provider: str, path: str, body: dict[str, Any]) -> tuple[str, bool]:
+    """The model a request names, and whether it asks for a stream."""
+    if provider == "gemini":
+        model, _, action = path.removeprefix("/v1beta/models/").partition(":")
+        return model, action == "streamGenerateContent"
+    return body.get("model", ""), bool(body.get("stream", FORMATS[provider].stream_by_default))
+
+
+PATHS = {"/v1/messages": "anthropic", "/v1/chat/completions": "openai", "/api/chat": "ollama"}
+
+
 # ---- the server ---------------------------------------------------------------------------------
 
 
@@ -511,22 +524,10 @@ class FakeLLM:
 
         async def handle(request: Request) -> Response:
             body = await request.json()
-            model = body.get("model", "")
-            if provider == "gemini":
-                model, _, action = request.path_params["target"].partition(":")
-                streamed = action == "streamGenerateContent"
-            else:
-                streamed = bool(body.get("stream", form.stream_by_default))
+            model, streamed = classify(provider, request.url.path, body)
+            headers = dict(request.headers)
             self.requests.append(
-                Recorded(
-                    provider,
-                    request.url.path,
-                    request.url.query,
-                    dict(request.headers),
-                    body,
-                    streamed,
-                    model,
-                )
+                Recorded(provider, request.url.path, request.url.query, headers, body, streamed, model)
             )
             turn = self._next()
             if turn.error is not None:
@@ -571,11 +572,41 @@ def bound_socket() -> Iterator[socket.socket]:
         yield sock
 
 
-async def _main() -> None:
-    async with FakeLLM(default=Turn(text="ok")).serving() as fake:
-        print(fake.url, flush=True)
-        await anyio.sleep_forever()
+async def serve_instantly(turn: Turn) -> None:
+    """Standalone, for benchmarks: a bare asyncio HTTP/1.1 server that answers every request at once
+    with `turn` in the request's format, records nothing, and prints its base URL."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+                path = head[0].split(" ")[1].partition("?")[0]
+                fields = (line.partition(":") for line in head[1:] if line)
+                length = int({k.strip().lower(): v.strip() for k, _, v in fields}.get("content-length", 0))
+                body = json.loads(await reader.readexactly(length) or b"{}")
+                provider = "gemini" if path.startswith("/v1beta/models/") else PATHS[path]
+                form = FORMATS[provider]
+                model, streamed = classify(provider, path, body)
+                if streamed:
+                    payload, media_type = b"".join(form.stream(turn, model)), form.media_type
+                else:
+                    payload, media_type = json.dumps(form.complete(turn, model)).encode(), "application/json"
+                status = (
+                    f"HTTP/1.1 200 OK\r\ncontent-type: {media_type}\r\ncontent-length: {len(payload)}\r\n\r\n"
+                )
+                writer.write(status.encode() + payload)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    print(f"http://{host}:{port}", flush=True)
+    async with server:
+        await server.serve_forever()
 
 
 if __name__ == "__main__":
-    anyio.run(_main)
+    asyncio.run(serve_instantly(Turn(text="The capital of France is Paris.")))
