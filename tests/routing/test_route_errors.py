@@ -30,7 +30,11 @@ async def test_an_unusable_model_is_a_tool_error_listing_what_is_configured(
         result = await route(client, model, QUESTION)
     assert result.is_error
     text = text_of(result)
-    for part in [*expected, "Configured providers: anthropic, gemini, ollama."]:
+    for part in [
+        *expected,
+        "Configured providers: anthropic, gemini, ollama.",
+        "To add one, set OPENAI_API_KEY.",
+    ]:
         assert part in text
     assert fake.requests == []
 

@@ -22,6 +22,12 @@ from server.config import Settings
 
 pytestmark = pytest.mark.parametrize("provider", PROVIDERS)
 
+AUTH_HEADERS = {
+    "anthropic": {"x-api-key": KEY, "anthropic-version": "2023-06-01"},
+    "openai": {"authorization": f"Bearer {KEY}"},
+    "gemini": {"x-goog-api-key": KEY},
+    "ollama": {"authorization": None},  # a local Ollama takes no key
+}
 RECORD_DRINK = Call("memory", {"op": "record", "scope": "user", "key": "drink", "value": "likes green tea"})
 
 
@@ -40,6 +46,7 @@ async def test_a_text_completion_comes_back_with_finish_reason_usage_provider_an
     assert (result["provider"], result["model"], result["memory_ops"]) == (provider, "model-a", [])
     [request] = fake.requests
     assert (request.provider, request.model, request.streamed) == (provider, "model-a", False)
+    assert {h: request.headers.get(h) for h in AUTH_HEADERS[provider]} == AUTH_HEADERS[provider]
 
 
 async def test_a_memory_the_model_records_shows_in_the_resource_and_the_next_system_prompt(

@@ -61,6 +61,7 @@ async def test_streamed_text_arrives_as_progress_and_streamed_tool_calls_are_ass
             )
         )
     assert all(r.streamed for r in fake.requests) and len(fake.requests) == 3
+    assert all(r.query == ("alt=sse" if provider == "gemini" else "") for r in fake.requests)
     assert first_progress.text == "Noting where you live. "
     assert first["status"] == "tool_calls"
     assert [(c["name"], c["arguments"]) for c in first["tool_calls"]] == [
