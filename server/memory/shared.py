@@ -24,7 +24,6 @@ Errors keep their class (from `server.errors`) and message, so a peer fails exac
 from __future__ import annotations
 
 import builtins
-import errno
 import hashlib
 import json
 import logging
@@ -69,8 +68,6 @@ SUN_PATH_MAX: Final = 100
 ATTACH_TIMEOUT: Final = 20.0
 """How long a process waits for an owner to answer (a new owner may be recovering the engine)."""
 ATTACH_POLL: Final = 0.01
-SHUTDOWN_GRACE: Final = 10.0
-"""An exiting owner finishes the calls it has started, for at most this long."""
 IDLE_CONNECTIONS: Final = 8
 
 _ERRORS: Final[dict[str, type[MemoryRouterError]]] = {
@@ -100,14 +97,10 @@ def socket_path_for(store_dir: Path) -> Path:
 
 
 def ensure_private_dir(directory: Path) -> None:
-    """Create `directory` 0700, or check that an existing one is ours and private."""
-    try:
-        directory.mkdir(mode=0o700, parents=False)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        directory.mkdir(mode=0o700, exist_ok=True)
+    """Create `directory` 0700, or check that an existing one is ours and make it private."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        directory.mkdir(mode=0o700)
     check_private_dir(directory, fix=True)
 
 
@@ -260,7 +253,7 @@ class _Connection:
             await send_message(self.stream, message)
             reply = await receive_message(self.receive)
         except (*_GONE, ValueError) as e:
-            raise _OwnerGone(str(e)) from e
+            raise _OwnerGone(str(e) or type(e).__name__) from e
         if reply is None:
             raise _OwnerGone("the owner closed the connection")
         return reply
@@ -431,7 +424,7 @@ class SharedStore:
         self.owner_pid = int(hello["pid"])
         return connection
 
-    async def _drop_connections(self) -> None:
+    async def drop_connections(self) -> None:
         idle, self._idle = self._idle, []
         for connection in idle:
             await connection.aclose()
@@ -468,7 +461,7 @@ class SharedStore:
         async with self._attach_lock:
             if generation != self._generation:
                 return  # another call of this process already reattached
-            await self._drop_connections()
+            await self.drop_connections()
             await self.attach()
             self._generation += 1
 
@@ -490,6 +483,9 @@ class SharedStore:
         try:
             async with listener:
                 await listener.serve(self._handle)
+        except OSError:
+            # This process keeps its own calls working; the peers report the store as not shared.
+            logger.exception("the memory store stopped accepting other memory-router processes")
         finally:
             # Only the lock holder binds this path, and we still hold the lock.
             with suppress(FileNotFoundError):
@@ -497,27 +493,33 @@ class SharedStore:
 
     async def _handle(self, stream: SocketStream) -> None:
         async with stream:
-            if not peer_allowed(stream.extra(SocketAttribute.raw_socket), self._allowed_uid):
-                logger.warning("refused a connection to the memory store from another user")
-                refusal = StoreError("This memory store belongs to another user.")
-                with anyio.move_on_after(1):
-                    await send_message(stream, _error_reply(refusal))
+            try:
+                await self._converse(stream)
+            except Exception:  # one peer's connection: it must never take the owner down
+                logger.exception("a connection from a memory-router peer failed")
+
+    async def _converse(self, stream: SocketStream) -> None:
+        if not peer_allowed(stream.extra(SocketAttribute.raw_socket), self._allowed_uid):
+            logger.warning("refused a connection to the memory store from another user")
+            refusal = StoreError("This memory store belongs to another user.")
+            with anyio.move_on_after(1):
+                await send_message(stream, _error_reply(refusal))
+            return
+        receive = BufferedByteReceiveStream(stream)
+        while True:
+            try:
+                request = await receive_message(receive)
+            except (*_GONE, ValueError):
                 return
-            receive = BufferedByteReceiveStream(stream)
-            while True:
-                try:
-                    request = await receive_message(receive)
-                except (*_GONE, ValueError):
-                    return
-                if request is None:
-                    return
-                # A call the engine started is finished even when this owner is shutting down.
-                with anyio.CancelScope(shield=True):
-                    reply = await self._reply(request)
-                try:
-                    await send_message(stream, reply)
-                except _GONE:
-                    return
+            if request is None:
+                return
+            # A call the engine started is finished and answered even when this owner is exiting.
+            with anyio.CancelScope(shield=True):
+                reply = await self._reply(request)
+            try:
+                await send_message(stream, reply)
+            except _GONE:
+                return
 
     async def _reply(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self._local is not None
@@ -544,13 +546,10 @@ def _try_lock(store_dir: Path) -> StoreLock | None:
 
 
 def _read_pid(path: Path) -> int | None:
-    try:
+    with suppress(FileNotFoundError):
         text = path.read_text().strip()
-    except OSError as e:
-        if e.errno == errno.ENOENT:
-            return None
-        raise
-    return int(text) if text.isdigit() else None
+        return int(text) if text.isdigit() else None
+    return None
 
 
 @asynccontextmanager
@@ -568,6 +567,8 @@ async def open_shared(
     On exit this process stops serving (finishing started calls), closes the engine and releases
     the lock, and its peers take over.
     """
+    # Errors are raised after the task group, so callers see them as they are, not grouped.
+    error: Exception | None = None
     async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
         shared = SharedStore(
             store_dir,
@@ -579,9 +580,18 @@ async def open_shared(
             attach_timeout=attach_timeout,
         )
         try:
-            await shared.attach()
-            yield shared
+            try:
+                await shared.attach()
+            except Exception as e:
+                error = e
+            else:
+                try:
+                    yield shared
+                except Exception as e:
+                    error = e
         finally:
             await shared.aclose()
-            await shared._drop_connections()
+            await shared.drop_connections()
             tg.cancel_scope.cancel()
+    if error is not None:
+        raise error

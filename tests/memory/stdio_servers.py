@@ -1,0 +1,83 @@
+"""Helpers for tests that run `memory-router serve` and the CLI as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from mcp import Client, StdioServerParameters, types
+
+from server.memory.lock import lock_path_for
+
+
+def server_env(store_dir: Path, session: str = "stdio-session") -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMORY_ROUTER_")}
+    env.update(
+        MEMORY_ROUTER_STORE=f"surrealkv://{store_dir}",
+        MEMORY_ROUTER_USER="alice",
+        MEMORY_ROUTER_SESSION=session,
+    )
+    return env
+
+
+def serve(store_dir: Path, session: str = "stdio-session") -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "server", "serve"], env=server_env(store_dir, session)
+    )
+
+
+def cli(store_dir: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        env=server_env(store_dir),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def call_memory(client: Client, key: str, value: str, scope: str = "user") -> types.CallToolResult:
+    return await client.call_tool("memory", {"op": "record", "scope": scope, "key": key, "value": value})
+
+
+async def record(client: Client, key: str, value: str, scope: str = "user") -> str:
+    result = await call_memory(client, key, value, scope)
+    assert not result.is_error, result
+    block = result.content[0]
+    assert isinstance(block, types.TextContent)
+    return block.text
+
+
+async def user_memories(client: Client) -> list[dict[str, Any]]:
+    result = await client.read_resource("memory://user")
+    content = result.contents[0]
+    assert isinstance(content, types.TextResourceContents)
+    data: list[dict[str, Any]] = json.loads(content.text)
+    return data
+
+
+async def user_keys(client: Client) -> set[str]:
+    return {m["key"] for m in await user_memories(client)}
+
+
+def holder_pid(store_dir: Path) -> int:
+    """The PID in the lock file: the process that has the engine open."""
+    return int(lock_path_for(store_dir).read_text().strip())
+
+
+def processes_with_files_open_in(store_dir: Path) -> set[int]:
+    """PIDs (from /proc) that hold a file of the engine's directory open."""
+    holders: set[int] = set()
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            links = [os.readlink(fd) for fd in fd_dir.iterdir()]
+        except OSError:
+            continue
+        if any(link.startswith(f"{store_dir}/") for link in links):
+            holders.add(int(fd_dir.parent.name))
+    return holders
