@@ -6,6 +6,7 @@ Provider-agnostic: it speaks only the neutral types of `server.providers.types`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from typing import Literal
 
 import anyio
@@ -184,11 +185,13 @@ class Router:
         if on_text is None:
             return await provider.complete(request)
         final: CompletionResponse | None = None
-        async for event in provider.stream(request):
-            if isinstance(event, TextDelta):
-                await on_text(event.text)
-            elif isinstance(event, FinalResponse):
-                final = event.response
+        # aclosing: a stream left early (cancellation, an error in on_text) closes its HTTP response now.
+        async with aclosing(provider.stream(request)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    await on_text(event.text)
+                elif isinstance(event, FinalResponse):
+                    final = event.response
         if final is None:
             raise RoutingError(f"{target} ended its stream without a final response.")
         return final

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import warnings
 from collections.abc import AsyncIterator
@@ -89,19 +88,6 @@ async def subscribe(client: Client, uri: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MCPDeprecationWarning)
         await client.subscribe_resource(uri)
-
-
-def text_of(result: types.CallToolResult) -> str:
-    block = result.content[0]
-    assert isinstance(block, types.TextContent)
-    return block.text
-
-
-async def read_json(client: Client, uri: str) -> Any:
-    result = await client.read_resource(uri)
-    content = result.contents[0]
-    assert isinstance(content, types.TextResourceContents)
-    return json.loads(content.text)
 
 
 async def memory(client: Client, op: str, scope: str, key: str, **extra: Any) -> types.CallToolResult:

@@ -13,13 +13,14 @@ import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.shared.exceptions import MCPError
+from mcp_helpers import read_json, text_of
 from pydantic import SecretStr
 
 from server.app import build_server
 from server.auth import build_token_verifier
 from server.config import Settings
 from server.http import build_http_app
-from tests.http.conftest import INITIALIZE, MCP_HEADERS, connect, memory, read_json, running, text_of
+from tests.http.conftest import INITIALIZE, MCP_HEADERS, connect, memory, running
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import anyio
 import httpx
 import jwt
 import pytest
+from mcp_helpers import text_of
 from pydantic import SecretStr
 
 from server.auth import TokensFile
@@ -18,7 +19,7 @@ from server.cli import main
 from server.config import Settings
 from server.errors import ConfigError
 from server.http import serve_http
-from tests.http.conftest import INITIALIZE, MCP_HEADERS, connect, memory, running, text_of
+from tests.http.conftest import INITIALIZE, MCP_HEADERS, connect, memory, running
 
 
 async def post(base: str, body: object = INITIALIZE, **headers: str) -> httpx.Response:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import anyio
 import pytest
 from mcp import types
+from mcp_helpers import read_json, text_of
 
 from server.config import Settings
 from server.http import Transport
-from tests.http.conftest import Mode, connect, memory, read_json, running, subscribe, text_of
+from tests.http.conftest import Mode, connect, memory, running, subscribe
 
 
 @pytest.mark.parametrize(

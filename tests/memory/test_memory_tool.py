@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
@@ -10,22 +9,10 @@ import anyio
 import pytest
 from mcp import Client, types
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp_helpers import read_json, text_of
 
 from server.app import build_server
 from server.config import Settings
-
-
-def text_of(result: types.CallToolResult) -> str:
-    block = result.content[0]
-    assert isinstance(block, types.TextContent)
-    return block.text
-
-
-async def read_json(client: Client, uri: str) -> Any:
-    result = await client.read_resource(uri)
-    content = result.contents[0]
-    assert isinstance(content, types.TextResourceContents)
-    return json.loads(content.text)
 
 
 async def record(client: Client, scope: str, key: str, value: str, **extra: Any) -> types.CallToolResult:
