@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fake_llm import Recorded, signature
+import anyio
+from fake_llm import FakeLLM, Recorded, signature
 from mcp import Client, types
 
 QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
@@ -39,6 +40,40 @@ async def read_json(client: Client, uri: str) -> Any:
     content = result.contents[0]
     assert isinstance(content, types.TextResourceContents)
     return json.loads(content.text)
+
+
+class Progress:
+    """A progress callback that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.messages: list[str] = []
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.values.append(progress)
+        self.messages.append(message or "")
+
+    @property
+    def text(self) -> str:
+        return "".join(self.messages)
+
+
+async def cancel_once_hung(
+    client: Client, fake: FakeLLM, arguments: dict[str, Any], progress: Progress
+) -> None:
+    """Call route_completion, cancel the call once the fake hangs on it, and wait until the fake sees
+    the client go away."""
+    async with anyio.create_task_group() as tg:
+
+        async def call() -> None:
+            await client.call_tool("route_completion", arguments, progress_callback=progress)
+
+        tg.start_soon(call)
+        with anyio.fail_after(10):
+            await fake.hung.wait()
+        tg.cancel_scope.cancel()
+    with anyio.fail_after(5):
+        await fake.disconnected.wait()
 
 
 def host_answers(result: dict[str, Any], answers: dict[str, str]) -> list[dict[str, Any]]:

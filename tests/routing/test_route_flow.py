@@ -22,7 +22,7 @@ from server.config import Settings
 
 pytestmark = pytest.mark.parametrize("provider", PROVIDERS)
 
-AUTH_HEADERS = {
+AUTH_HEADERS: dict[str, dict[str, str | None]] = {
     "anthropic": {"x-api-key": KEY, "anthropic-version": "2023-06-01"},
     "openai": {"authorization": f"Bearer {KEY}"},
     "gemini": {"x-goog-api-key": KEY},

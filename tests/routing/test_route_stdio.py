@@ -6,12 +6,21 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import anyio
 import pytest
 from conftest import provider_env
 from fake_llm import FORMATS, PROVIDERS, Call, FakeLLM, Turn
 from mcp import Client, StdioServerParameters
-from routing_helpers import QUESTION, WEATHER_TOOL, answered, host_answers, read_json, route, structured
+from routing_helpers import (
+    QUESTION,
+    WEATHER_TOOL,
+    Progress,
+    answered,
+    cancel_once_hung,
+    host_answers,
+    read_json,
+    route,
+    structured,
+)
 
 
 @pytest.fixture
@@ -63,29 +72,13 @@ async def test_over_stdio_text_streams_as_progress_and_cancelling_reaches_the_pr
     fake.script(
         Turn(text="A long and streamed answer."), Turn(text="Once upon", hang=True), Turn(text="Still here.")
     )
-    messages: list[str] = []
-
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        messages.append(message or "")
-
+    progress = Progress()
     async with Client(serve) as client:
         arguments = {"model": "anthropic/model-a", "messages": QUESTION}
-        result = structured(
-            await client.call_tool("route_completion", arguments, progress_callback=on_progress)
-        )
-        assert "".join(messages) == result["text"] == "A long and streamed answer."
+        result = structured(await client.call_tool("route_completion", arguments, progress_callback=progress))
+        assert progress.text == result["text"] == "A long and streamed answer."
         assert fake.requests[0].streamed
 
-        async with anyio.create_task_group() as tg:
-
-            async def call() -> None:
-                await client.call_tool("route_completion", arguments, progress_callback=on_progress)
-
-            tg.start_soon(call)
-            with anyio.fail_after(10):
-                await fake.hung.wait()
-            tg.cancel_scope.cancel()
-        with anyio.fail_after(5):
-            await fake.disconnected.wait()
+        await cancel_once_hung(client, fake, arguments, progress)
         after = structured(await route(client, "anthropic/model-a", QUESTION))
     assert after["text"] == "Still here."

@@ -6,11 +6,20 @@ The server streams only when the request carries a progress token; the in-memory
 
 from __future__ import annotations
 
-import anyio
 import pytest
 from fake_llm import PROVIDERS, Call, FakeLLM, Turn
 from mcp import Client
-from routing_helpers import QUESTION, WEATHER_TOOL, answered, host_answers, route, structured, text_of
+from routing_helpers import (
+    QUESTION,
+    WEATHER_TOOL,
+    Progress,
+    answered,
+    cancel_once_hung,
+    host_answers,
+    route,
+    structured,
+    text_of,
+)
 
 from server.app import build_server
 from server.config import Settings
@@ -18,20 +27,6 @@ from server.config import Settings
 pytestmark = pytest.mark.parametrize("provider", PROVIDERS)
 
 RECORD_CITY = Call("memory", {"op": "record", "scope": "user", "key": "city", "value": "lives in Paris"})
-
-
-class Progress:
-    def __init__(self) -> None:
-        self.values: list[float] = []
-        self.messages: list[str] = []
-
-    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
-        self.values.append(progress)
-        self.messages.append(message or "")
-
-    @property
-    def text(self) -> str:
-        return "".join(self.messages)
 
 
 async def test_streamed_text_arrives_as_progress_and_streamed_tool_calls_are_assembled(
@@ -81,19 +76,7 @@ async def test_cancelling_the_call_aborts_the_upstream_request(
     fake.script(Turn(text="Once upon a time", hang=True), Turn(text="Still here."))
     model = f"{provider}/model-a"
     async with Client(build_server(settings), mode=mode) as client:
-        async with anyio.create_task_group() as tg:
-
-            async def call() -> None:
-                await client.call_tool(
-                    "route_completion", {"model": model, "messages": QUESTION}, progress_callback=Progress()
-                )
-
-            tg.start_soon(call)
-            with anyio.fail_after(5):
-                await fake.hung.wait()
-            tg.cancel_scope.cancel()
-        with anyio.fail_after(5):
-            await fake.disconnected.wait()
+        await cancel_once_hung(client, fake, {"model": model, "messages": QUESTION}, Progress())
         after = structured(await route(client, model, QUESTION))
     assert fake.disconnects == 1
     assert fake.requests[0].streamed == (mode == "legacy")
