@@ -4,6 +4,7 @@ The fake model server of the routing tests (tests/routing/fake_llm.py) runs in a
 answers every request instantly, in OpenAI's format. The same request is sent:
 
 - directly, as a bare `httpx` POST of the very body our OpenAI adapter builds (the baseline);
+- through our `Router.route` alone, with no MCP around it (what our code adds, memory off);
 - through `route_completion` in process (the SDK's in-memory client), memory off and on;
 - through `route_completion` over stdio (`python -m server serve` as a subprocess), memory off;
 - through `litellm.acompletion`, when LiteLLM is installed (`pip install -e .[bench]`).
@@ -41,8 +42,12 @@ from pydantic import SecretStr
 
 from server.app import build_server
 from server.config import Settings
+from server.memory.records import Owner
+from server.memory.service import MemoryService
+from server.memory.store import open_store
 from server.providers.openai import OpenAIProvider
 from server.providers.types import CompletionRequest, Message
+from server.routing.router import Router, RouteRequest
 
 FAKE = Path(__file__).resolve().parents[1] / "tests" / "routing" / "fake_llm.py"
 KEY = "sk-bench-0123456789"
@@ -153,6 +158,20 @@ async def run_all(url: str, plans: list[tuple[int, int]]) -> list[Row]:
             yield call
 
     @asynccontextmanager
+    async def router_only() -> AsyncIterator[Call]:
+        async with open_store(settings) as store, httpx.AsyncClient(timeout=30) as http:
+            router = Router(settings, http, MemoryService(store))
+            request = RouteRequest(
+                model=f"openai/{MODEL}", messages=[Message(role="user", content=QUESTION)], memory=False
+            )
+            owner = Owner(user="bench", session="bench")
+
+            async def call() -> None:
+                await router.route(request, owner)
+
+            yield call
+
+    @asynccontextmanager
     async def in_process(memory: bool) -> AsyncIterator[Call]:
         async with Client(build_server(settings)) as client:
             yield route_call(client, memory)
@@ -166,6 +185,7 @@ async def run_all(url: str, plans: list[tuple[int, int]]) -> list[Row]:
             yield route_call(client, False)
 
     await each("direct httpx", direct())
+    await each("Router.route alone (no MCP), memory off", router_only())
     await each("route_completion in process, memory off", in_process(False))
     await each("route_completion in process, memory on", in_process(True))
     await each("route_completion over stdio, memory off", stdio())
@@ -176,10 +196,14 @@ async def run_all(url: str, plans: list[tuple[int, int]]) -> list[Row]:
 
 
 def litellm_call(url: str) -> AbstractAsyncContextManager[Call] | None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of its price list at import
     try:
         import litellm  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return None
+
+    litellm.suppress_debug_info = True
+    logging.getLogger("LiteLLM").setLevel(logging.WARNING)
 
     @asynccontextmanager
     async def opened() -> AsyncIterator[Call]:
