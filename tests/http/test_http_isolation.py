@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from http_helpers import INITIALIZE, MCP_HEADERS, connect, memory, running
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.shared.exceptions import MCPError
@@ -20,7 +21,6 @@ from server.app import build_server
 from server.auth import build_token_verifier
 from server.config import Settings
 from server.http import build_http_app
-from tests.http.conftest import INITIALIZE, MCP_HEADERS, connect, memory, running
 
 
 @pytest.fixture

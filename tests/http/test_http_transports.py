@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from http_helpers import Mode, connect, memory, running, subscribe
 from mcp import types
 from mcp_helpers import read_json, text_of
 
 from server.config import Settings
 from server.http import Transport
-from tests.http.conftest import Mode, connect, memory, running, subscribe
 
 
 @pytest.mark.parametrize(

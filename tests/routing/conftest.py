@@ -3,7 +3,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from fake_llm import KEY, FakeLLM
+from fake_llm import FakeLLM
+from routing_helpers import provider_env
 
 from server.config import Settings
 
@@ -24,19 +25,6 @@ def fake(fake_server: FakeLLM) -> FakeLLM:
     """The fake model server, with an empty script and no requests yet."""
     fake_server.reset()
     return fake_server
-
-
-def provider_env(url: str) -> dict[str, str]:
-    """The standard variables that point every provider at the fake, with dummy keys."""
-    return {
-        "ANTHROPIC_API_KEY": KEY,
-        "OPENAI_API_KEY": KEY,
-        "GEMINI_API_KEY": KEY,
-        "ANTHROPIC_BASE_URL": url,
-        "OPENAI_BASE_URL": f"{url}/v1",
-        "GEMINI_BASE_URL": url,
-        "OLLAMA_HOST": url,
-    }
 
 
 @pytest.fixture

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import anyio
-from fake_llm import FakeLLM, Recorded, signature
+from fake_llm import KEY, FakeLLM, Recorded, signature
 from mcp import Client, types
+from mcp_helpers import text_of
 
 QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
 WEATHER_TOOL = {
@@ -15,12 +15,6 @@ WEATHER_TOOL = {
     "description": "Current weather for a city.",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
-
-
-def text_of(result: types.CallToolResult) -> str:
-    block = result.content[0]
-    assert isinstance(block, types.TextContent)
-    return block.text
 
 
 def structured(result: types.CallToolResult) -> dict[str, Any]:
@@ -33,13 +27,6 @@ async def route(
     client: Client, model: str, messages: list[dict[str, Any]], **extra: Any
 ) -> types.CallToolResult:
     return await client.call_tool("route_completion", {"model": model, "messages": messages, **extra})
-
-
-async def read_json(client: Client, uri: str) -> Any:
-    result = await client.read_resource(uri)
-    content = result.contents[0]
-    assert isinstance(content, types.TextResourceContents)
-    return json.loads(content.text)
 
 
 class Progress:
@@ -128,3 +115,16 @@ def answered(request: Recorded) -> list[tuple[str, str]]:
             return [(m["tool_name"], m["content"]) for m in results]
         case other:
             raise AssertionError(f"no such provider: {other}")
+
+
+def provider_env(url: str) -> dict[str, str]:
+    """The standard variables that point every provider at the fake, with dummy keys."""
+    return {
+        "ANTHROPIC_API_KEY": KEY,
+        "OPENAI_API_KEY": KEY,
+        "GEMINI_API_KEY": KEY,
+        "ANTHROPIC_BASE_URL": url,
+        "OPENAI_BASE_URL": f"{url}/v1",
+        "GEMINI_BASE_URL": url,
+        "OLLAMA_HOST": url,
+    }

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from fake_llm import FORMATS, Call, FakeLLM, Turn
 from mcp import Client
-from routing_helpers import QUESTION, WEATHER_TOOL, read_json, route, structured, text_of
+from mcp_helpers import read_json, text_of
+from routing_helpers import QUESTION, WEATHER_TOOL, route, structured
 
 from server.app import build_server
 from server.config import Alias, Settings

@@ -5,17 +5,9 @@ from __future__ import annotations
 import pytest
 from fake_llm import FORMATS, KEY, PROVIDERS, Call, FakeLLM, Turn
 from mcp import Client
+from mcp_helpers import read_json, text_of
 from pydantic import SecretStr
-from routing_helpers import (
-    QUESTION,
-    WEATHER_TOOL,
-    answered,
-    host_answers,
-    read_json,
-    route,
-    structured,
-    text_of,
-)
+from routing_helpers import QUESTION, WEATHER_TOOL, answered, host_answers, route, structured
 
 from server.app import build_server
 from server.config import Settings

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import provider_env
 from fake_llm import FORMATS, PROVIDERS, Call, FakeLLM, Turn
 from mcp import Client, StdioServerParameters
+from mcp_helpers import read_json
 from routing_helpers import (
     QUESTION,
     WEATHER_TOOL,
@@ -17,7 +17,7 @@ from routing_helpers import (
     answered,
     cancel_once_hung,
     host_answers,
-    read_json,
+    provider_env,
     route,
     structured,
 )

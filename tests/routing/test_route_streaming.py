@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from fake_llm import PROVIDERS, Call, FakeLLM, Turn
 from mcp import Client
+from mcp_helpers import text_of
 from routing_helpers import (
     QUESTION,
     WEATHER_TOOL,
@@ -18,7 +19,6 @@ from routing_helpers import (
     host_answers,
     route,
     structured,
-    text_of,
 )
 
 from server.app import build_server
