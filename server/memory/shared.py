@@ -315,8 +315,7 @@ class SharedStore:
         return await self._call_many(owner, scope, request, lambda s: s.list(owner, scope, limit=limit))
 
     async def count(self, owner: Owner, scope: Scope) -> int:
-        local: Callable[[MemoryStorage], Awaitable[int]] = lambda s: s.count(owner, scope)  # noqa: E731
-        return await self._call_raw(owner, scope, {"op": "count"}, local, int)
+        return await self._call_raw(owner, scope, {"op": "count"}, lambda s: s.count(owner, scope), int)
 
     async def forget(self, owner: Owner, scope: Scope, handle: str) -> MemoryRecord | None:
         request = {"op": "forget", "handle": handle}
