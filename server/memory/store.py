@@ -13,7 +13,8 @@ from surrealdb import AsyncSurreal
 
 from server.config import Settings
 from server.errors import ConfigError, StoreError
-from server.memory.lock import StoreLock
+from server.memory.records import MemoryStorage
+from server.memory.shared import open_shared
 from server.memory.surreal import SDK_ERRORS, Clock, SurrealMemoryStore, translated_errors, utc_now
 
 EMBEDDED_SCHEMES = ("surrealkv", "mem", "memory")
@@ -48,22 +49,23 @@ def embedded_path(url: str) -> Path | None:
 
 
 @asynccontextmanager
-async def open_store(settings: Settings, *, clock: Clock = utc_now) -> AsyncIterator[SurrealMemoryStore]:
-    """The store named by MEMORY_ROUTER_STORE; an embedded one on disk is locked to this process.
+async def open_store(settings: Settings, *, clock: Clock = utc_now) -> AsyncIterator[MemoryStorage]:
+    """The store named by MEMORY_ROUTER_STORE.
 
-    On exit the connection is closed and the lock released.
+    An embedded store on disk is shared by every memory-router process that opens it (`shared.py`):
+    the one holding its lock opens the engine and serves the others, and when it exits another takes
+    over. On exit this process's part is closed, and the lock released if it held it.
     """
-    url = settings.store
-    path = embedded_path(url)
-    async with AsyncExitStack() as stack:
-        if path is not None:
-            path = path.resolve()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            lock = StoreLock(path)
-            lock.acquire()
-            stack.callback(lock.release)
-            url = f"surrealkv://{path}"
-        yield await stack.enter_async_context(open_engine(settings, url, clock=clock))
+    path = embedded_path(settings.store)
+    if path is None:
+        async with open_engine(settings, settings.store, clock=clock) as store:
+            yield store
+        return
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    url = f"surrealkv://{path}"
+    async with open_shared(path, lambda: open_engine(settings, url, clock=clock), clock=clock) as shared:
+        yield shared
 
 
 @asynccontextmanager
@@ -72,7 +74,7 @@ async def open_engine(
 ) -> AsyncIterator[SurrealMemoryStore]:
     """Connect to `url`, sign in (remote), select namespace/database, define the schema.
 
-    Takes no lock: for `surrealkv://` the caller must hold the store's `StoreLock` (`open_store` does).
+    Takes no lock: for `surrealkv://` the caller must hold the store's `StoreLock` (`open_shared` does).
     """
     scheme = urlsplit(url).scheme
     shown = display_url(url)

@@ -5,66 +5,30 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
-from mcp import Client, StdioServerParameters, types
+from mcp import Client, types
+from stdio_servers import (
+    cli,
+    holder_pid,
+    processes_with_files_open_in,
+    record,
+    serve,
+    user_keys,
+    user_memories,
+)
 
-from server.memory.lock import lock_path_for
+from server.errors import StoreLockedError
+from server.memory.lock import StoreLock
 
 
 @pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
-
-
-def server_env(store_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMORY_ROUTER_")}
-    env.update(
-        MEMORY_ROUTER_STORE=f"surrealkv://{store_dir}",
-        MEMORY_ROUTER_USER="alice",
-        MEMORY_ROUTER_SESSION="stdio-session",
-        **extra,
-    )
-    return env
-
-
-def serve(store_dir: Path) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=sys.executable, args=["-m", "server", "serve"], env=server_env(store_dir)
-    )
-
-
-def cli(store_dir: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args],
-        env=server_env(store_dir),
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-async def record(client: Client, key: str, value: str, scope: str = "user") -> str:
-    result = await client.call_tool("memory", {"op": "record", "scope": scope, "key": key, "value": value})
-    assert not result.is_error, result
-    block = result.content[0]
-    assert isinstance(block, types.TextContent)
-    return block.text
-
-
-async def user_memories(client: Client) -> list[dict[str, Any]]:
-    result = await client.read_resource("memory://user")
-    content = result.contents[0]
-    assert isinstance(content, types.TextResourceContents)
-    data: list[dict[str, Any]] = json.loads(content.text)
-    return data
 
 
 async def test_records_survive_a_server_restart(store_dir: Path) -> None:
@@ -77,10 +41,6 @@ async def test_records_survive_a_server_restart(store_dir: Path) -> None:
             session = await client.read_resource("memory://session")
             assert isinstance(session.contents[0], types.TextResourceContents)
             assert "write the talk" in session.contents[0].text
-
-
-def holder_pid(store_dir: Path) -> int:
-    return int(lock_path_for(store_dir).read_text().strip())
 
 
 async def test_an_acknowledged_record_survives_kill_9_right_after_the_reply(store_dir: Path) -> None:
@@ -97,24 +57,37 @@ async def test_an_acknowledged_record_survives_kill_9_right_after_the_reply(stor
     assert keys == {f"k{i}" for i in range(5)}
 
 
-async def test_a_second_server_on_the_same_store_fails_fast_and_the_first_keeps_working(
+async def test_a_second_server_on_the_same_store_starts_fast_and_shares_it_with_the_first(
     store_dir: Path,
 ) -> None:
     with anyio.fail_after(60):
-        async with Client(serve(store_dir)) as client:
-            await record(client, "before", "1")
+        async with Client(serve(store_dir)) as first:
+            await record(first, "before", "1")
             started = time.monotonic()
-            second = await anyio.to_thread.run_sync(lambda: cli(store_dir, "serve", input=""))
-            elapsed = time.monotonic() - started
-            assert second.returncode == 1
-            message = second.stderr
-            assert str(store_dir) in message
-            assert f"process {holder_pid(store_dir)}" in message
-            assert "MEMORY_ROUTER_STORE" in message
-            assert second.stdout == ""  # stdout is the protocol's, even when failing
-            assert elapsed < 30
-            await record(client, "after", "2")
-            assert {m["key"] for m in await user_memories(client)} == {"before", "after"}
+            async with Client(serve(store_dir, session="second")) as second:
+                assert time.monotonic() - started < 30
+                await record(second, "from the second", "2")
+                await record(first, "after", "3")
+                assert (
+                    await user_keys(first)
+                    == await user_keys(second)
+                    == {"before", "from the second", "after"}
+                )
+                listed = await anyio.to_thread.run_sync(lambda: cli(store_dir, "memory", "list"))
+                assert listed.returncode == 0, listed.stderr
+                assert len(listed.stdout.splitlines()) == 3
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+async def test_only_the_lock_holder_ever_has_the_engine_open(store_dir: Path) -> None:
+    with anyio.fail_after(60):
+        async with Client(serve(store_dir)) as first, Client(serve(store_dir, session="second")) as second:
+            await record(first, "a", "1")
+            await record(second, "b", "2")
+            owner = holder_pid(store_dir)
+            with pytest.raises(StoreLockedError, match=f"process {owner}"):
+                StoreLock(store_dir).acquire()
+            assert processes_with_files_open_in(store_dir) == {owner}
 
 
 def test_export_then_import_round_trips_and_importing_twice_changes_nothing(
