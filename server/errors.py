@@ -3,7 +3,7 @@
     MemoryRouterError
     ├── ConfigError            bad or missing configuration (names the variable to set)
     ├── StoreError             the memory store failed
-    │   ├── StoreLockedError   an embedded store is held by another process
+    │   ├── StoreLockedError   an embedded store's lock is held by a process that does not share it
     │   └── StoreConflictError a transaction kept conflicting after bounded retries
     ├── MemoryInputError       invalid memory arguments (key too long, value too large, ...)
     ├── ProviderError          a model provider failed; carries a ProviderErrorCategory

@@ -36,10 +36,10 @@ class StoreLock:
             os.close(fd)
             who = f"process {holder}" if holder else "another process"
             raise StoreLockedError(
-                f"The memory store at {self.store_dir} is already open in {who} "
-                f"(lock file {self.path}). An embedded store can be used by one process at a time: "
-                "close the other memory-router, or set MEMORY_ROUTER_STORE to another surrealkv:// path "
-                "or to a SurrealDB server (ws://...)."
+                f"The embedded engine of the memory store at {self.store_dir} is open in {who} "
+                f"(lock file {self.path}). Only the lock holder may open it; other memory-router "
+                "processes share the store through that one. Close the other process, or set "
+                "MEMORY_ROUTER_STORE to another surrealkv:// path or to a SurrealDB server (ws://...)."
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
