@@ -495,6 +495,10 @@ class FakeLLM:
                 Route("/v1/chat/completions", self._handler("openai"), methods=["POST"]),
                 Route("/v1beta/models/{target:path}", self._handler("gemini"), methods=["POST"]),
                 Route("/api/chat", self._handler("ollama"), methods=["POST"]),
+                # The cheap authenticated requests of `memory-router doctor`.
+                Route("/v1/models", self._models, methods=["GET"]),
+                Route("/v1beta/models", self._models, methods=["GET"]),
+                Route("/api/tags", self._models, methods=["GET"]),
             ]
         )
 
@@ -541,6 +545,29 @@ class FakeLLM:
             return JSONResponse(form.complete(turn, model))
 
         return handle
+
+    async def _models(self, request: Request) -> Response:
+        """A one-model listing when the request carries KEY the provider's way, else its 401."""
+        headers = request.headers
+        path = request.url.path
+        provider = {"/v1beta/models": "gemini", "/api/tags": "ollama"}.get(path)
+        provider = provider or ("anthropic" if "x-api-key" in headers else "openai")
+        sent = {
+            "anthropic": headers.get("x-api-key"),
+            "openai": headers.get("authorization", "").removeprefix("Bearer "),
+            "gemini": headers.get("x-goog-api-key"),
+            "ollama": KEY,  # a local Ollama needs no key
+        }[provider]
+        self.requests.append(Recorded(provider, path, request.url.query, dict(headers), {}, False, ""))
+        if sent != KEY:
+            return JSONResponse(FORMATS[provider].error(401, "invalid api key"), status_code=401)
+        listing = {
+            "anthropic": {"data": [{"type": "model", "id": "model-a"}], "has_more": False},
+            "openai": {"object": "list", "data": [{"id": "model-a", "object": "model"}]},
+            "gemini": {"models": [{"name": "models/model-a"}]},
+            "ollama": {"models": [{"name": "model-a", "model": "model-a"}]},
+        }[provider]
+        return JSONResponse(listing)
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[FakeLLM]:

@@ -1,0 +1,83 @@
+"""`memory-router ask` and `memory-router doctor` as real subprocesses against the fake providers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+from fake_llm import KEY, Call, FakeLLM, Turn
+from routing_helpers import provider_env
+
+
+async def cli(fake: FakeLLM, store: Path, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MEMORY_ROUTER_")}
+    environment.update(provider_env(fake.url))
+    environment.update(MEMORY_ROUTER_STORE=f"surrealkv://{store}", MEMORY_ROUTER_USER="alice")
+    environment.update(MEMORY_ROUTER_MAX_RETRIES="0", **env)
+    with anyio.fail_after(60):
+        return await anyio.run_process([sys.executable, "-m", "server", *args], env=environment, check=False)
+
+
+async def test_ask_streams_the_answer_runs_the_memory_tool_and_prints_host_calls_it_cannot_run(
+    fake: FakeLLM, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    fake.script(
+        Turn.calling(Call("memory", {"op": "record", "scope": "user", "key": "name", "value": "Alice"})),
+        Turn.calling(Call("open_browser", {"url": "https://example.com"}), text="Nice to meet you, Alice."),
+    )
+    done = await cli(
+        fake, store, "ask", "--model", "anthropic/model-a", "--system", "Be kind.", "I am Alice."
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode() == "Nice to meet you, Alice.\n"
+    stderr = done.stderr.decode()
+    assert "[memory] record user 'name': recorded" in stderr
+    assert 'the model asked for a host tool: open_browser({"url": "https://example.com"})' in stderr
+    assert fake.requests[0].streamed
+    assert fake.bodies()[0]["system"] == "Be kind."  # no memories yet: no preamble
+    assert "Recorded user memory" in str(fake.bodies()[1]["messages"])
+
+    fake.script(Turn(text="Hello again, Alice."))
+    again = await cli(fake, store, "ask", "--model", "anthropic/model-a", "--system", "Be kind.", "Hi!")
+    assert again.stdout.decode() == "Hello again, Alice.\n"
+    system = fake.bodies()[2]["system"]
+    assert system.startswith("Be kind.\n\n") and "[name] Alice" in system
+    listed = await cli(fake, store, "memory", "list")
+    assert "Alice" in listed.stdout.decode()
+
+
+async def test_ask_with_a_malformed_model_says_what_is_configured(fake: FakeLLM, tmp_path: Path) -> None:
+    done = await cli(fake, tmp_path / "store", "ask", "--model", "gpt-4", "hello")
+    assert done.returncode == 1
+    assert "Malformed model 'gpt-4'" in done.stderr.decode()
+    assert "Configured providers: anthropic, openai, gemini, ollama." in done.stderr.decode()
+    assert fake.requests == []
+
+
+async def test_doctor_checks_the_store_and_every_provider_with_an_authenticated_request(
+    fake: FakeLLM, tmp_path: Path
+) -> None:
+    done = await cli(fake, tmp_path / "store", "doctor", "--wait", "10")
+    out = done.stdout.decode()
+    assert done.returncode == 0, out + done.stderr.decode()
+    assert "ok   store:" in out
+    for provider in ("anthropic", "openai", "gemini", "ollama"):
+        assert f"ok   {provider}:" in out
+    assert {r.provider for r in fake.requests} == {"anthropic", "openai", "gemini", "ollama"}
+
+
+async def test_doctor_names_a_rejected_key_and_the_variables_to_check_without_showing_it(
+    fake: FakeLLM, tmp_path: Path
+) -> None:
+    wrong = "sk-wrong-SECRET-9876"
+    done = await cli(fake, tmp_path / "store", "doctor", "--wait", "10", OPENAI_API_KEY=wrong)
+    out = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 1
+    assert "FAIL openai: authentication error" in out
+    assert "check OPENAI_API_KEY and OPENAI_BASE_URL" in out
+    assert "ok   anthropic:" in out
+    assert wrong not in out and KEY not in out
