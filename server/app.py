@@ -233,6 +233,13 @@ def _add_route_completion_tool(mcp: MCPServer[AppState]) -> None:
         fallbacks: Annotated[
             list[str] | None, Field(description="models to try in order on a retryable failure")
         ] = None,
+        provider_options: Annotated[
+            dict[str, dict[str, Any]] | None,
+            Field(
+                description="extra request-body fields per provider, sent only to that provider, e.g. "
+                '{"anthropic": {"thinking": {"type": "enabled", "budget_tokens": 2048}}}'
+            ),
+        ] = None,
     ) -> Annotated[types.CallToolResult, RouteResult]:
         state = ctx.request_context.lifespan_context
         request = RouteRequest(
@@ -244,6 +251,7 @@ def _add_route_completion_tool(mcp: MCPServer[AppState]) -> None:
             parameters=parameters or Parameters(),
             memory=memory,
             fallbacks=fallbacks or [],
+            provider_options=provider_options or {},
         )
         owner = caller(ctx, session_id)
         meta = ctx.request_context.meta

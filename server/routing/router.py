@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import httpx
@@ -55,6 +55,8 @@ class RouteRequest(BaseModel):
     parameters: Parameters = Field(default_factory=Parameters)
     memory: bool = True
     fallbacks: list[str] = Field(default_factory=list)
+    provider_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Extra request-body fields per provider name, sent only to that provider (e.g. Anthropic thinking)."""
 
 
 class MemoryOp(BaseModel):
@@ -134,6 +136,7 @@ class Router:
                 tools=tools,
                 tool_choice=request.tool_choice,
                 parameters=request.parameters,
+                provider_options=request.provider_options.get(target.provider),
             )
             try:
                 response = await self._call(target, call, sink if on_text is not None else None)

@@ -166,3 +166,14 @@ async def test_memory_false_sends_neither_preamble_nor_memory_tool(
     assert FORMATS[provider].tools(with_system.body) == ["get_weather"]
     assert FORMATS[provider].system(without.body) is None
     assert FORMATS[provider].tools(without.body) == []
+
+
+async def test_provider_options_reach_only_the_provider_they_name(
+    settings: Settings, fake: FakeLLM, provider: str
+) -> None:
+    options = {name: {"x_option_of": name} for name in PROVIDERS}
+    fake.script(Turn(text="ok"))
+    async with Client(build_server(settings)) as client:
+        structured(await route(client, f"{provider}/model-a", QUESTION, provider_options=options))
+    [body] = fake.bodies()
+    assert body["x_option_of"] == provider
