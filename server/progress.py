@@ -9,25 +9,39 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 
 Report = Callable[[float, str], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class ProgressStream:
-    def __init__(self, report: Report, *, interval: float = 0.1, heartbeat: float = 10.0) -> None:
+    """Coalesces deltas into at most one notification per `interval`; beats after `heartbeat` of silence."""
+
+    def __init__(
+        self,
+        report: Report,
+        *,
+        interval: float = 0.1,
+        heartbeat: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
         self._report = report
         self._interval = interval
         self._heartbeat = heartbeat
+        self._clock = clock
+        self._sleep = sleep
         self._pending = ""
         self._progress = 0.0
-        self._last_sent = time.monotonic()
+        self._last_sent = clock()
         self._lock = anyio.Lock()
 
     async def __call__(self, delta: str) -> None:
         self._pending += delta
-        if time.monotonic() - self._last_sent >= self._interval:
+        if self._clock() - self._last_sent >= self._interval:
             await self.flush()
 
     async def flush(self, *, beat: bool = False) -> None:
@@ -37,18 +51,20 @@ class ProgressStream:
             message, self._pending = self._pending, ""
             # `progress` must grow with every notification: characters streamed, plus one per beat.
             self._progress += len(message) if message else 1
-            self._last_sent = time.monotonic()
+            self._last_sent = self._clock()
             await self._report(self._progress, message)
 
     async def beat_forever(self) -> None:
         while True:
-            await anyio.sleep(self._heartbeat)
-            if time.monotonic() - self._last_sent >= self._heartbeat:
+            wait = self._last_sent + self._heartbeat - self._clock()
+            if wait <= 0:
                 await self.flush(beat=True)
+            else:
+                await self._sleep(wait)
 
 
 @asynccontextmanager
-async def progress_stream(report: Report, **options: float) -> AsyncIterator[ProgressStream]:
+async def progress_stream(report: Report, **options: Any) -> AsyncIterator[ProgressStream]:
     stream = ProgressStream(report, **options)
     failure: Exception | None = None
     async with anyio.create_task_group() as tg:
