@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 import httpx
 from mcp import types
@@ -68,22 +68,28 @@ def current_user(settings: Settings) -> str:
     return token.client_id if token is not None else settings.user
 
 
-def caller(ctx: Context[AppState], session_id: str | None = None) -> Owner:
+def resolve_owner(state: AppState, headers: Mapping[str, str] | None, session_id: str | None) -> Owner:
     """Who is calling, and in which session.
 
     The session is, in order: an explicit `session_id`, the MCP session of a handshake-era HTTP
     client, or this server process (stdio; `MEMORY_ROUTER_SESSION` names it). Session ids are
     bound to their user: the same id under two users names two different sessions.
     """
-    state = ctx.request_context.lifespan_context
     if session_id is not None:
         if not session_id or len(session_id) > MAX_SESSION_ID_CHARS:
-            raise ToolError(f"session_id must be 1 to {MAX_SESSION_ID_CHARS} characters long.")
+            raise MemoryInputError(f"session_id must be 1 to {MAX_SESSION_ID_CHARS} characters long.")
         session = session_id
     else:
-        headers = ctx.headers
         session = (headers.get("mcp-session-id") if headers else None) or state.process_session
     return Owner(user=current_user(state.settings), session=session)
+
+
+def caller(ctx: Context[AppState], session_id: str | None = None) -> Owner:
+    """The caller of a tool."""
+    try:
+        return resolve_owner(ctx.request_context.lifespan_context, ctx.headers, session_id)
+    except MemoryInputError as e:
+        raise ToolError(str(e)) from None
 
 
 def record_json(record: MemoryRecord) -> dict[str, Any]:
@@ -330,7 +336,15 @@ def _add_memory_resources(mcp: MCPServer[AppState]) -> None:
         ctx: ServerRequestContext[AppState], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
-        text, mime = await _read_resource(ctx.lifespan_context, owner_of(ctx), uri)
+        # `?session_id=S` names the session for clients without an MCP session; keys are
+        # percent-encoded, so the first raw `?` always starts the query.
+        resource, _, query = uri.partition("?")
+        session_id = parse_qs(query, keep_blank_values=True).get("session_id", [None])[0] if query else None
+        try:
+            owner = owner_of(ctx, session_id)
+        except MemoryInputError as e:
+            raise MCPError(code=INVALID_PARAMS, message=str(e), data={"uri": uri}) from None
+        text, mime = await _read_resource(ctx.lifespan_context, owner, resource)
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=uri, mime_type=mime, text=text)]
         )
@@ -368,12 +382,9 @@ async def _read_resource(state: AppState, owner: Owner, uri: str) -> tuple[str, 
     raise _not_found(uri, f"{uri} is not a memory-router resource.")
 
 
-def owner_of(ctx: ServerRequestContext[AppState]) -> Owner:
-    """The caller of a lowlevel request (resources, subscriptions): as `caller`, without a session_id."""
-    state = ctx.lifespan_context
-    headers = getattr(ctx.request, "headers", None)
-    session = (headers.get("mcp-session-id") if headers else None) or state.process_session
-    return Owner(user=current_user(state.settings), session=session)
+def owner_of(ctx: ServerRequestContext[AppState], session_id: str | None = None) -> Owner:
+    """The caller of a lowlevel request (resources, subscriptions)."""
+    return resolve_owner(ctx.lifespan_context, getattr(ctx.request, "headers", None), session_id)
 
 
 def _lowlevel(mcp: MCPServer[AppState]) -> Server[AppState]:
@@ -416,7 +427,8 @@ MAX_COMPLETIONS = 100
 
 
 def _add_key_completion(mcp: MCPServer[AppState]) -> None:
-    """`completion/complete` for the `key` of `memory://user/{key}` and `memory://session/{key}`."""
+    """`completion/complete` for the `key` of `memory://user/{key}` and `memory://session/{key}`,
+    among the newest MEMORY_ROUTER_LIST_LIMIT memories (a full scan would grow with the store)."""
 
     async def complete(
         ctx: ServerRequestContext[AppState], params: types.CompleteRequestParams
@@ -426,7 +438,10 @@ def _add_key_completion(mcp: MCPServer[AppState]) -> None:
         if isinstance(ref, types.ResourceTemplateReference) and argument.name == "key":
             for scope in Scope:
                 if ref.uri == scope_uri(scope) + "/{key}":
-                    records = await ctx.lifespan_context.memory.store.list(owner_of(ctx), scope)
+                    state = ctx.lifespan_context
+                    records = await state.memory.store.list(
+                        owner_of(ctx), scope, limit=state.settings.list_limit
+                    )
                     keys = [r.key for r in records if r.key is not None and r.key.startswith(argument.value)]
         return types.CompleteResult(
             completion=types.Completion(

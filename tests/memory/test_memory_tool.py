@@ -182,3 +182,21 @@ async def test_legacy_subscribers_get_resource_updated_notifications(settings: S
         with anyio.fail_after(5):
             await got.wait()
     assert updated == ["memory://session"]
+
+
+async def test_resources_take_an_explicit_session_id_like_the_tool(settings: Settings) -> None:
+    async with Client(build_server(settings)) as client:
+        await record(client, "session", "task", "theirs", session_id="other")
+        await record(client, "user", "name", "Alice")
+        assert [m["content"] for m in await read_json(client, "memory://session?session_id=other")] == [
+            "theirs"
+        ]
+        one = await read_json(client, "memory://session/task?session_id=other")
+        assert one["content"] == "theirs"
+        preamble = await client.read_resource("memory://preamble?session_id=other")
+        text = preamble.contents[0]
+        assert isinstance(text, types.TextResourceContents)
+        assert "[task] theirs" in text.text and "[name] Alice" in text.text
+        assert await read_json(client, "memory://session") == []
+        with pytest.raises(MCPError):
+            await client.read_resource("memory://session?session_id=")
