@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote
 import httpx
 from mcp import types
 from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import Context, MCPServer
@@ -38,7 +39,7 @@ from server.providers.types import Message, Parameters, ToolChoice, ToolSpec
 from server.ratelimit import ToolCallRateLimit
 from server.routing.catalog import describe_models
 from server.routing.router import Router, RouteRequest, RouteResult
-from server.subscriptions import PREAMBLE_URI, LegacySubscriptions, UserScopedBus, affected_uris, scope_uri
+from server.subscriptions import PREAMBLE_URI, LegacySubscriptions, UserScopedBus, scope_uri
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,11 @@ def records_json(records: Sequence[MemoryRecord]) -> str:
 
 def build_server(settings: Settings, *, http_client: httpx.AsyncClient | None = None) -> MCPServer[AppState]:
     """Build the server. `http_client` is the seam for tests (an `httpx.MockTransport` client)."""
-    bus = UserScopedBus(lambda: current_user(settings))
+    # A stdio server is one session (unless MEMORY_ROUTER_SESSION names one); sessionless HTTP
+    # clients that pass no session_id share it too.
+    process_session = settings.session or uuid.uuid4().hex
+    # `subscriptions/listen` comes from clients without an MCP session: they listen as this session.
+    bus = UserScopedBus(lambda: Owner(current_user(settings), process_session))
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -127,16 +132,15 @@ def build_server(settings: Settings, *, http_client: httpx.AsyncClient | None = 
                 settings=settings,
                 memory=memory,
                 http=http,
-                process_session=settings.session or uuid.uuid4().hex,
+                process_session=process_session,
                 legacy_subscriptions=LegacySubscriptions(),
                 bus=bus,
                 router=Router(settings, http, memory),
             )
 
             async def notify(owner: Owner, scope: Scope, key: str | None) -> None:
-                uris = affected_uris(scope, key)
-                bus.publish_for(owner.user, uris)
-                await state.legacy_subscriptions.notify(owner, scope, uris)
+                bus.publish_for(owner, scope, key)
+                await state.legacy_subscriptions.notify(owner, scope, key)
 
             state.memory.listeners.append(notify)
             yield state
@@ -395,16 +399,20 @@ def _lowlevel(mcp: MCPServer[AppState]) -> Server[AppState]:
 def _add_legacy_subscriptions(mcp: MCPServer[AppState]) -> None:
     """`resources/subscribe` for handshake-era clients (MCPServer serves only the 2026 listen path)."""
 
+    def connection(ctx: ServerRequestContext[AppState]) -> Connection:
+        # A ServerSession is made per request; the connection is what lasts. No public accessor yet.
+        return ctx.session._connection  # pyright: ignore[reportPrivateUsage]
+
     async def subscribe(
         ctx: ServerRequestContext[AppState], params: types.SubscribeRequestParams
     ) -> types.EmptyResult:
-        ctx.lifespan_context.legacy_subscriptions.subscribe(ctx.session, owner_of(ctx), str(params.uri))
+        ctx.lifespan_context.legacy_subscriptions.subscribe(connection(ctx), owner_of(ctx), str(params.uri))
         return types.EmptyResult()
 
     async def unsubscribe(
         ctx: ServerRequestContext[AppState], params: types.UnsubscribeRequestParams
     ) -> types.EmptyResult:
-        ctx.lifespan_context.legacy_subscriptions.unsubscribe(ctx.session, str(params.uri))
+        ctx.lifespan_context.legacy_subscriptions.unsubscribe(connection(ctx), str(params.uri))
         return types.EmptyResult()
 
     lowlevel = _lowlevel(mcp)

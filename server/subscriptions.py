@@ -10,12 +10,13 @@ Part of the MCP layer. Two protocol eras, one rule: a subscriber hears only abou
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import anyio
-from mcp.server.session import ServerSession
+from mcp.server.connection import Connection
 from mcp.server.subscriptions import ResourceUpdated, ServerEvent
 
 from server.memory.records import Owner, Scope
@@ -34,34 +35,46 @@ def key_uri(scope: Scope, key: str) -> str:
     return f"memory://{scope.value}/{quote(key, safe='')}"
 
 
-def affected_uris(scope: Scope, key: str | None) -> list[str]:
-    uris = [scope_uri(scope), PREAMBLE_URI]
+def affected_uris(owner: Owner, scope: Scope, key: str | None) -> tuple[list[str], list[str]]:
+    """The URIs a change touches: (plain URIs, which mean "my current session" for session scope;
+    URIs that name the session with `?session_id=`, which any client of the user may read)."""
+    plain = [scope_uri(scope), PREAMBLE_URI]
     if key is not None:
-        uris.append(key_uri(scope, key))
-    return uris
+        plain.append(key_uri(scope, key))
+    if scope is Scope.USER:
+        return plain, []
+    query = "?" + urlencode({"session_id": owner.session})
+    return plain, [uri + query for uri in plain]
+
+
+def _hears(listener: Owner, changed: Owner, scope: Scope) -> bool:
+    return listener.user == changed.user and (scope is Scope.USER or listener.session == changed.session)
 
 
 class UserScopedBus:
-    """A `SubscriptionBus` whose listeners belong to the user in context when they subscribe."""
+    """A `SubscriptionBus` whose listeners belong to the caller (user and session) in context when
+    they subscribe: a change is published only to listeners of the owner it concerns."""
 
-    def __init__(self, current_user: Callable[[], str]) -> None:
-        self._current_user = current_user
-        self._listeners: dict[object, tuple[str, Callable[[ServerEvent], None]]] = {}
+    def __init__(self, current_owner: Callable[[], Owner]) -> None:
+        self._current_owner = current_owner
+        self._listeners: dict[object, tuple[Owner, Callable[[ServerEvent], None]]] = {}
 
     async def publish(self, event: ServerEvent) -> None:
-        # Events without an owner (list changes) go to everyone; resource updates use publish_for.
+        # Events without an owner (list changes) go to everyone; memory changes use publish_for.
         for _, listener in list(self._listeners.values()):
             listener(event)
 
-    def publish_for(self, user: str, uris: list[str]) -> None:
-        for owner, listener in list(self._listeners.values()):
-            if owner == user:
-                for uri in uris:
-                    listener(ResourceUpdated(uri=uri))
+    def publish_for(self, owner: Owner, scope: Scope, key: str | None) -> None:
+        plain, named = affected_uris(owner, scope, key)
+        for listening, listener in list(self._listeners.values()):
+            if listening.user != owner.user:
+                continue
+            for uri in (plain if _hears(listening, owner, scope) else []) + named:
+                listener(ResourceUpdated(uri=uri))
 
     def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
         token = object()
-        self._listeners[token] = (self._current_user(), listener)
+        self._listeners[token] = (self._current_owner(), listener)
 
         def unsubscribe() -> None:
             self._listeners.pop(token, None)
@@ -76,25 +89,30 @@ class _Subscriber:
 
 
 class LegacySubscriptions:
-    """`resources/subscribe` bookkeeping for handshake-era connections."""
+    """`resources/subscribe` bookkeeping for handshake-era connections.
+
+    Keyed weakly by the connection: one that goes away takes its subscriptions with it."""
 
     def __init__(self) -> None:
-        self._subscribers: dict[ServerSession, _Subscriber] = {}
+        self._subscribers: weakref.WeakKeyDictionary[Connection, _Subscriber] = weakref.WeakKeyDictionary()
 
-    def subscribe(self, connection: ServerSession, owner: Owner, uri: str) -> None:
-        self._subscribers.setdefault(connection, _Subscriber(owner)).uris.add(uri)
+    def subscribe(self, connection: Connection, owner: Owner, uri: str) -> None:
+        subscriber = self._subscribers.get(connection)
+        if subscriber is None:
+            subscriber = self._subscribers[connection] = _Subscriber(owner)
+        subscriber.uris.add(uri)
 
-    def unsubscribe(self, connection: ServerSession, uri: str) -> None:
+    def unsubscribe(self, connection: Connection, uri: str) -> None:
         subscriber = self._subscribers.get(connection)
         if subscriber is not None:
             subscriber.uris.discard(uri)
 
-    async def notify(self, owner: Owner, scope: Scope, uris: list[str]) -> None:
+    async def notify(self, owner: Owner, scope: Scope, key: str | None) -> None:
+        plain, named = affected_uris(owner, scope, key)
         for connection, subscriber in list(self._subscribers.items()):
             if subscriber.owner.user != owner.user:
                 continue
-            if scope is Scope.SESSION and subscriber.owner.session != owner.session:
-                continue
+            uris = (plain if _hears(subscriber.owner, owner, scope) else []) + named
             for uri in uris:
                 if uri not in subscriber.uris:
                     continue

@@ -33,7 +33,8 @@ def neutralize(text: str) -> str:
     """Escape what could pass for our delimiters or for a new list item inside a fact."""
     escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     # A fact spans one list item: continuation lines are indented so they cannot start a new one.
-    return "\n    ".join(escaped.splitlines()) if "\n" in escaped or "\r" in escaped else escaped
+    # splitlines() knows every line break a model may honour (\v, \f, \x85, U+2028, U+2029, ...).
+    return "\n    ".join(escaped.splitlines())
 
 
 def _item(record: MemoryRecord) -> str:

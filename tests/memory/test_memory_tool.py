@@ -200,3 +200,48 @@ async def test_resources_take_an_explicit_session_id_like_the_tool(settings: Set
         assert await read_json(client, "memory://session") == []
         with pytest.raises(MCPError):
             await client.read_resource("memory://session?session_id=")
+
+
+async def test_listeners_hear_only_their_own_session_and_named_sessions_by_uri(settings: Settings) -> None:
+    named = "memory://session?session_id=other"
+    uris = ["memory://session", named]
+    async with Client(build_server(settings)) as client, client.listen(resource_subscriptions=uris) as sub:
+        # Another session of the same user: heard only through the URI that names it.
+        await record(client, "session", "task", "theirs", session_id="other")
+        # This session: heard on the plain URI.
+        await record(client, "session", "task", "mine")
+        seen: list[str] = []
+        with anyio.fail_after(5):
+            async for event in sub:
+                seen.append(getattr(event, "uri", ""))
+                if "memory://session" in seen:
+                    break
+    assert seen == [named, "memory://session"]
+
+
+async def test_legacy_unsubscribe_stops_the_notifications_of_that_uri(settings: Settings) -> None:
+    updated: list[str] = []
+    arrived = anyio.Event()
+
+    async def on_message(message: object) -> None:
+        nonlocal arrived
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updated.append(str(message.params.uri))
+            arrived.set()
+
+    async with Client(build_server(settings), mode="legacy", message_handler=on_message) as client:
+        with pytest.warns(MCPDeprecationWarning):
+            await client.subscribe_resource("memory://user")
+        with pytest.warns(MCPDeprecationWarning):
+            await client.subscribe_resource("memory://session")
+        await record(client, "user", "a", "1")
+        with anyio.fail_after(5):
+            await arrived.wait()
+        arrived = anyio.Event()
+        with pytest.warns(MCPDeprecationWarning):
+            await client.unsubscribe_resource("memory://user")
+        await record(client, "user", "b", "2")
+        await record(client, "session", "c", "3")
+        with anyio.fail_after(5):
+            await arrived.wait()
+    assert updated == ["memory://user", "memory://session"]
