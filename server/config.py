@@ -135,13 +135,25 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return flat
 
 
+def _env_names(setting: str) -> set[str]:
+    """Every variable that sets `setting`: MEMORY_ROUTER_NAME, or its standard names (OPENAI_BASE_URL, ...)."""
+    names = {f"MEMORY_ROUTER_{setting.upper()}"}
+    field = Settings.model_fields.get(setting)
+    alias = field.validation_alias if field is not None else None
+    if isinstance(alias, str):
+        names = {alias}
+    elif isinstance(alias, AliasChoices):
+        names = {choice for choice in alias.choices if isinstance(choice, str)}
+    return names
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read the environment (and the TOML file it names); explicit overrides win."""
     try:
         env_only = Settings()
         file_values = _read_toml(env_only.config) if env_only.config else {}
-        # Environment beats the file: pass file values as defaults only for unset env vars.
-        merged = {k: v for k, v in file_values.items() if f"MEMORY_ROUTER_{k.upper()}" not in os.environ}
+        # Environment beats the file: pass file values only for settings no variable sets.
+        merged = {k: v for k, v in file_values.items() if not _env_names(k) & os.environ.keys()}
         return Settings(**{**merged, **overrides})
     except ValidationError as e:
         problems = "; ".join(

@@ -55,12 +55,15 @@ class ProgressStream:
             await self._report(self._progress, message)
 
     async def beat_forever(self) -> None:
+        """Sends text left waiting by a pause once `interval` has passed, and a beat after `heartbeat`
+        of silence. Ticks every `interval`: cheap, and never later than a host would notice."""
         while True:
-            wait = self._last_sent + self._heartbeat - self._clock()
-            if wait <= 0:
+            await self._sleep(self._interval)
+            idle = self._clock() - self._last_sent
+            if self._pending and idle >= self._interval:
+                await self.flush()
+            elif idle >= self._heartbeat:
                 await self.flush(beat=True)
-            else:
-                await self._sleep(wait)
 
 
 @asynccontextmanager

@@ -8,6 +8,8 @@ from server.errors import ConfigError
 TOML = """
 default_model = "fast"
 max_internal_rounds = 4
+openai_base_url = "http://from-file/v1"
+ollama_host = "http://from-file:11434"
 
 [aliases]
 fast = "openai/gpt-4.1-mini"
@@ -25,7 +27,11 @@ def test_config_file_gives_aliases_limits_and_settings_and_the_environment_wins(
     path.write_text(TOML)
     monkeypatch.setenv("MEMORY_ROUTER_CONFIG", str(path))
     monkeypatch.setenv("MEMORY_ROUTER_MAX_INTERNAL_ROUNDS", "5")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://from-env/v1")
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
     settings = load_settings()
+    assert settings.openai_base_url == "http://from-env/v1"
+    assert settings.ollama_host == "http://from-file:11434"
     assert settings.default_model == "fast"
     assert settings.max_internal_rounds == 5
     assert settings.max_value_bytes == 32768

@@ -56,7 +56,29 @@ async def test_a_silent_model_still_sends_a_growing_heartbeat() -> None:
             tg.start_soon(stream.beat_forever)
             await three.wait()
             tg.cancel_scope.cancel()
-    assert sent[:3] == [(10.0, 1.0, ""), (20.0, 2.0, ""), (30.0, 3.0, "")]
+    times = [at for at, _, _ in sent[:3]]
+    assert [(progress, message) for _, progress, message in sent[:3]] == [(1.0, ""), (2.0, ""), (3.0, "")]
+    assert all(abs(at - 10.0 * (i + 1)) < 0.5 for i, at in enumerate(times))
+
+
+async def test_text_left_waiting_by_a_pause_is_sent_without_waiting_for_more() -> None:
+    time = FakeTime()
+    sent: list[tuple[float, str]] = []
+    got = anyio.Event()
+
+    async def report(progress: float, message: str) -> None:
+        sent.append((time.now, message))
+        got.set()
+
+    stream = ProgressStream(report, interval=0.1, heartbeat=10.0, clock=time.clock, sleep=time.sleep)
+    await stream("thinking...")  # too soon to send; then the model pauses
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stream.beat_forever)
+            await got.wait()
+            tg.cancel_scope.cancel()
+    [(at, message)] = sent
+    assert message == "thinking..." and at < 0.5
 
 
 async def test_an_error_in_the_body_comes_out_as_itself() -> None:
