@@ -52,6 +52,7 @@ _THINKING_BLOCKS = ("thinking", "redacted_thinking")
 
 class AnthropicProvider(HttpProvider):
     name = "anthropic"
+    reserved_fields = frozenset({"model", "messages", "system", "stream", "tools", "tool_choice"})
 
     def _headers(self) -> dict[str, str]:
         headers = {"anthropic-version": API_VERSION, "content-type": "application/json"}
@@ -78,7 +79,7 @@ class AnthropicProvider(HttpProvider):
         body.update(wire_parameters(params, temperature="temperature", top_p="top_p", stop="stop_sequences"))
         if stream:
             body["stream"] = True
-        body.update(request.provider_options or {})
+        self.add_provider_options(body, request)
         return WireRequest("POST", f"{self.base_url}/v1/messages", self._headers(), body)
 
     def _messages(self, request: CompletionRequest) -> list[dict[str, Any]]:

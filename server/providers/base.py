@@ -12,7 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import httpx
 from pydantic import SecretStr
@@ -180,7 +180,30 @@ class HttpProvider(ABC):
             )
             raise self.http.error(detail, request.model) from e
 
+    # Body fields that provider_options may not replace: they carry the request itself.
+    reserved_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def add_provider_options(self, body: dict[str, Any], request: CompletionRequest) -> None:
+        """Merge `provider_options` into the body: nested objects merge key by key, so that e.g. a
+        thinking setting keeps the generation settings beside it; the request's own fields are refused."""
+        options = request.provider_options or {}
+        clashing = sorted(self.reserved_fields & options.keys())
+        if clashing:
+            raise self.invalid(
+                f"provider_options may not set {', '.join(clashing)}: the router builds those fields", request
+            )
+        _deep_merge(body, options)
+
     def invalid(self, message: str, request: CompletionRequest) -> ProviderError:
         """A request this provider cannot take, refused before anything is sent."""
         detail = ErrorDetail(message, ProviderErrorCategory.INVALID_REQUEST, retryable=False)
         return self.http.error(detail, request.model)
+
+
+def _deep_merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        current = into.get(key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            _deep_merge(current, value)
+        else:
+            into[key] = value

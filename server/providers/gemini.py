@@ -77,6 +77,7 @@ SYNTHETIC_ID = "synthetic_id"
 
 class GeminiProvider(HttpProvider):
     name = "gemini"
+    reserved_fields = frozenset({"contents", "systemInstruction", "tools", "toolConfig"})
 
     def _headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json"}
@@ -102,7 +103,7 @@ class GeminiProvider(HttpProvider):
         )
         if config:
             body["generationConfig"] = config
-        body.update(request.provider_options or {})
+        self.add_provider_options(body, request)
         model = quote(request.model, safe="")
         action = "streamGenerateContent?alt=sse" if stream else "generateContent"
         return WireRequest("POST", f"{self.base_url}/v1beta/models/{model}:{action}", self._headers(), body)

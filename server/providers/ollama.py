@@ -31,6 +31,7 @@ from server.providers.types import (
 
 class OllamaProvider(HttpProvider):
     name = "ollama"
+    reserved_fields = frozenset({"model", "messages", "stream", "tools"})
 
     def _headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json"}
@@ -59,7 +60,7 @@ class OllamaProvider(HttpProvider):
         )
         if options:
             body["options"] = options
-        body.update(request.provider_options or {})
+        self.add_provider_options(body, request)
         return WireRequest("POST", f"{self.base_url}/api/chat", self._headers(), body)
 
     def _messages(self, request: CompletionRequest) -> list[dict[str, Any]]:

@@ -45,6 +45,7 @@ _QUOTA_CODES = ("insufficient_quota", "billing_hard_limit_reached")
 
 class OpenAIProvider(HttpProvider):
     name = "openai"
+    reserved_fields = frozenset({"model", "messages", "stream", "stream_options", "tools", "tool_choice"})
 
     def _headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json"}
@@ -69,7 +70,7 @@ class OpenAIProvider(HttpProvider):
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
-        body.update(request.provider_options or {})
+        self.add_provider_options(body, request)
         return WireRequest("POST", f"{self.base_url}/chat/completions", self._headers(), body)
 
     def _is_openai(self) -> bool:

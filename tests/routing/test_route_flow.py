@@ -177,3 +177,40 @@ async def test_provider_options_reach_only_the_provider_they_name(
         structured(await route(client, f"{provider}/model-a", QUESTION, provider_options=options))
     [body] = fake.bodies()
     assert body["x_option_of"] == provider
+
+
+NESTED_OPTIONS = {
+    "anthropic": ("metadata", {"user_id": "u1"}, None),
+    "openai": ("metadata", {"run": "r1"}, None),
+    "gemini": ("generationConfig", {"thinkingConfig": {"thinkingBudget": 128}}, "maxOutputTokens"),
+    "ollama": ("options", {"num_ctx": 8192}, "num_predict"),
+}
+
+
+async def test_provider_options_merge_into_nested_settings_and_never_replace_the_request(
+    settings: Settings, fake: FakeLLM, provider: str
+) -> None:
+    field, value, kept = NESTED_OPTIONS[provider]
+    async with Client(build_server(settings)) as client:
+        if value is not None:
+            fake.script(Turn(text="ok"))
+            options = {provider: {field: value}}
+            structured(
+                await route(
+                    client,
+                    f"{provider}/model-a",
+                    QUESTION,
+                    provider_options=options,
+                    parameters={"max_tokens": 99},
+                )
+            )
+            [body] = fake.bodies()
+            for name, setting in value.items():
+                assert body[field][name] == setting
+            if kept is not None:
+                assert body[field][kept] == 99  # merged beside, not replaced
+        refused = await route(
+            client, f"{provider}/model-a", QUESTION, provider_options={provider: {"tools": []}}
+        )
+    assert refused.is_error
+    assert "provider_options may not set tools" in text_of(refused)
