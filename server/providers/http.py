@@ -124,10 +124,10 @@ class HttpCaller:
                                 raise self._deadline_error(model)
                         return
             except ProviderError as error:
-                if started and error.retryable:
-                    raise _not_retryable(error) from error
+                # Once bytes were handed out, a replay would repeat them: no retry here. The error keeps
+                # its `retryable`, so a caller that showed nothing yet may still try another model.
                 if started:
-                    raise
+                    raise _mid_stream(error) from error
                 await self._wait_before_retry(error, attempt, deadline)
             attempt += 1
 
@@ -210,13 +210,14 @@ class HttpCaller:
             raise self.error(detail, model) from e
 
 
-def _not_retryable(error: ProviderError) -> ProviderError:
-    """The same failure, once part of the answer has reached the caller: retrying would repeat it."""
+def _mid_stream(error: ProviderError) -> ProviderError:
+    """The same failure, said to have come after the stream started (and so not replayed here)."""
     return ProviderError(
         error.category,
         f"{error.message} (after the stream had started)",
         provider=error.provider,
         model=error.model,
         status=error.status,
-        retryable=False,
+        retryable=error.retryable,
+        retry_after=error.retry_after,
     )

@@ -104,3 +104,22 @@ async def test_a_provider_error_while_streaming_is_a_tool_error_naming_category_
         "Rate limit reached for requests.",
     ):
         assert part in text
+
+
+async def test_a_stream_that_stalls_before_any_text_falls_back_to_the_next_model(
+    settings: Settings, fake: FakeLLM, provider: str
+) -> None:
+    # The first model sends its opening event and then nothing: the deadline ends it, no text shown.
+    quick = settings.model_copy(update={"request_timeout_seconds": 1.0})
+    other = "anthropic" if provider == "openai" else "openai"
+    fake.script(Turn(hang=True), Turn(text="From model b."))
+    progress = Progress()
+    async with Client(build_server(quick), mode="legacy") as client:
+        result = await client.call_tool(
+            "route_completion",
+            {"model": f"{provider}/model-a", "fallbacks": [f"{other}/model-b"], "messages": QUESTION},
+            progress_callback=progress,
+        )
+    answer = structured(result)
+    assert (answer["provider"], answer["model"], answer["text"]) == (other, "model-b", "From model b.")
+    assert progress.text == "From model b."
