@@ -303,7 +303,13 @@ class SurrealMemoryStore:
         self._puts_since_sweep += 1
         if self._puts_since_sweep >= SWEEP_EVERY_PUTS:
             self._puts_since_sweep = 0
-            await self.sweep_expired_sessions()
+            # Housekeeping after an acknowledged write: its failure must not turn the write into an error.
+            try:
+                await self.sweep_expired_sessions()
+            except StoreError:
+                logger.warning(
+                    "sweeping expired sessions failed; the next sweep will try again", exc_info=True
+                )
         return record
 
     async def get(self, owner: Owner, scope: Scope, key: str) -> MemoryRecord | None:
