@@ -27,6 +27,8 @@ async def test_memory_tool_has_the_contract_schema_and_annotations(settings: Set
     tool = tools["memory"]
     schema = tool.input_schema
     assert schema["required"] == ["op", "scope", "key"]
+    # The contract's four arguments, plus session_id for clients without an MCP session (README).
+    assert set(schema["properties"]) == {"op", "scope", "key", "value", "session_id"}
     assert schema["properties"]["op"]["enum"] == ["record", "forget"]
     assert schema["properties"]["scope"]["enum"] == ["user", "session"]
     assert "recall" in (tool.description or "")
