@@ -179,7 +179,7 @@ async def test_provider_options_reach_only_the_provider_they_name(
     assert body["x_option_of"] == provider
 
 
-NESTED_OPTIONS = {
+NESTED_OPTIONS: dict[str, tuple[str, dict[str, object], str | None]] = {
     "anthropic": ("metadata", {"user_id": "u1"}, None),
     "openai": ("metadata", {"run": "r1"}, None),
     "gemini": ("generationConfig", {"thinkingConfig": {"thinkingBudget": 128}}, "maxOutputTokens"),
@@ -191,24 +191,20 @@ async def test_provider_options_merge_into_nested_settings_and_never_replace_the
     settings: Settings, fake: FakeLLM, provider: str
 ) -> None:
     field, value, kept = NESTED_OPTIONS[provider]
+    fake.script(Turn(text="ok"))
     async with Client(build_server(settings)) as client:
-        if value is not None:
-            fake.script(Turn(text="ok"))
-            options = {provider: {field: value}}
-            structured(
-                await route(
-                    client,
-                    f"{provider}/model-a",
-                    QUESTION,
-                    provider_options=options,
-                    parameters={"max_tokens": 99},
-                )
+        options = {provider: {field: value}}
+        parameters = {"max_tokens": 99}
+        structured(
+            await route(
+                client, f"{provider}/model-a", QUESTION, provider_options=options, parameters=parameters
             )
-            [body] = fake.bodies()
-            for name, setting in value.items():
-                assert body[field][name] == setting
-            if kept is not None:
-                assert body[field][kept] == 99  # merged beside, not replaced
+        )
+        [body] = fake.bodies()
+        for name, setting in value.items():
+            assert body[field][name] == setting
+        if kept is not None:
+            assert body[field][kept] == 99  # merged beside, not replaced
         refused = await route(
             client, f"{provider}/model-a", QUESTION, provider_options={provider: {"tools": []}}
         )
