@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
+from fake_clock import Clock
 
 from server.config import Settings
 from server.errors import MemoryInputError
@@ -41,17 +42,6 @@ NASTY_KEYS = [
     "\x01\x02",
     "k" * 256,
 ]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float = 1.0) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from fake_clock import Clock
 
 from server.config import Settings
 from server.memory.records import MemoryRecord, Owner, Scope
@@ -15,17 +16,6 @@ from server.memory.surreal import SurrealMemoryStore
 TTL = 3600.0
 ALICE = Owner("alice", "s1")
 ALICE_LATER = Owner("alice", "s2")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
