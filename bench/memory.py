@@ -22,7 +22,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 
 from server.config import Settings
-from server.memory.records import Owner, Scope
+from server.memory.storage import Owner, Scope
 from server.memory.store import open_store
 
 USER = "bench-user"

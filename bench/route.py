@@ -15,19 +15,12 @@ at p50 and p99, throughput, and ratios to the direct call.
     python bench/route.py [--calls 200] [--concurrent-calls 320]
 """
 
-# ruff: noqa: E402
 from __future__ import annotations
-
-import os
-import sys
-
-# Run as a script, this directory comes first on sys.path, where a module named like a standard one
-# (bench/http.py) would shadow it: drop it before importing anything else.
-_HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
 
 import argparse
 import logging
+import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -42,8 +35,8 @@ from pydantic import SecretStr
 
 from server.app import build_server
 from server.config import Settings
-from server.memory.records import Owner
 from server.memory.service import MemoryService
+from server.memory.storage import Owner
 from server.memory.store import open_store
 from server.providers.openai import OpenAIProvider
 from server.providers.types import CompletionRequest, Message

@@ -31,8 +31,8 @@ from server import __version__
 from server.config import Settings
 from server.errors import ConfigError, MemoryInputError, ProviderError, RoutingError
 from server.memory.preamble import PreambleBudget
-from server.memory.records import MemoryRecord, Owner, Scope
 from server.memory.service import MEMORY_TOOL_DESCRIPTION, MemoryService
+from server.memory.storage import MemoryRecord, Owner, Scope
 from server.memory.store import open_store
 from server.progress import progress_stream
 from server.providers.types import Message, Parameters, ToolChoice, ToolSpec

@@ -19,8 +19,8 @@ import httpx
 from server.config import Settings, load_settings
 from server.errors import MemoryRouterError
 from server.memory.preamble import PreambleBudget
-from server.memory.records import MemoryRecord, MemoryStorage, Owner, Scope
 from server.memory.service import MemoryService
+from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
 from server.memory.store import open_store
 from server.providers.types import Message
 from server.routing.catalog import describe_models

@@ -16,7 +16,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.errors import ConfigError
-from server.memory.records import MemoryLimits
+from server.memory.storage import MemoryLimits
 
 
 def default_store_url() -> str:

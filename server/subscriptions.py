@@ -19,7 +19,7 @@ import anyio
 from mcp.server.connection import Connection
 from mcp.server.subscriptions import ResourceUpdated, ServerEvent
 
-from server.memory.records import Owner, Scope
+from server.memory.storage import Owner, Scope
 
 logger = logging.getLogger(__name__)
 

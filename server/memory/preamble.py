@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from server.memory.records import MemoryRecord
+from server.memory.storage import MemoryRecord
 
 OPEN_TAG = "<remembered_facts>"
 CLOSE_TAG = "</remembered_facts>"

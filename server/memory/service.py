@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from server.errors import MemoryInputError, StoreError
 from server.memory.preamble import PreambleBudget, render_preamble
-from server.memory.records import MemoryRecord, MemoryStorage, Owner, Scope
+from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
 
 MEMORY_TOOL_NAME = "memory"
 

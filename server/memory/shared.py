@@ -53,7 +53,7 @@ from server.errors import (
     StoreLockedError,
 )
 from server.memory.lock import StoreLock, lock_path_for
-from server.memory.records import MemoryRecord, MemoryStorage, Owner, Scope
+from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
 from server.memory.surreal import KEYLESS, Clock, encode_handle, utc_now
 
 logger = logging.getLogger(__name__)

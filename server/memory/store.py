@@ -13,8 +13,8 @@ from surrealdb import AsyncSurreal
 
 from server.config import Settings
 from server.errors import ConfigError, StoreError
-from server.memory.records import MemoryStorage
 from server.memory.shared import open_shared
+from server.memory.storage import MemoryStorage
 from server.memory.surreal import SDK_ERRORS, Clock, SurrealMemoryStore, translated_errors, utc_now
 
 EMBEDDED_SCHEMES = ("surrealkv", "mem", "memory")

@@ -34,7 +34,7 @@ from surrealdb import RecordID, SurrealError
 from websockets.exceptions import WebSocketException
 
 from server.errors import MemoryInputError, StoreConflictError, StoreError
-from server.memory.records import MemoryLimits, MemoryRecord, Owner, Scope, check_key, check_value
+from server.memory.storage import MemoryLimits, MemoryRecord, Owner, Scope, check_key, check_value
 
 logger = logging.getLogger(__name__)
 

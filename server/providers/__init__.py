@@ -5,7 +5,6 @@ else speaks `server.providers.types`.
 """
 
 from server.providers.base import Provider
-from server.providers.http import Clock, RetryPolicy
 from server.providers.mapping import INVALID_ARGUMENTS
 from server.providers.registry import (
     PROVIDER_NAMES,
@@ -16,6 +15,7 @@ from server.providers.registry import (
     make_provider,
     provider_info,
 )
+from server.providers.transport import Clock, RetryPolicy
 
 __all__ = [
     "INVALID_ARGUMENTS",

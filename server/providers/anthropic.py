@@ -7,8 +7,8 @@ from typing import Any, assert_never
 from server.providers.base import HttpProvider, StreamDecoder
 from server.providers.failures import Category, ErrorDetail, looks_like_context_length
 from server.providers.framing import SSEParser
-from server.providers.http import WireRequest
 from server.providers.mapping import INVALID_ARGUMENTS, details_for, parse_arguments, wire_parameters
+from server.providers.transport import WireRequest
 from server.providers.types import (
     CompletionRequest,
     CompletionResponse,

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from server.errors import ProviderError, ProviderErrorCategory
 from server.providers.failures import ErrorDetail
 from server.providers.framing import Framing
-from server.providers.http import Clock, HttpCaller, RetryPolicy, WireRequest
+from server.providers.transport import Clock, HttpCaller, RetryPolicy, WireRequest
 from server.providers.types import (
     CompletionRequest,
     CompletionResponse,

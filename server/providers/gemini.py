@@ -14,8 +14,8 @@ from urllib.parse import quote
 from server.providers.base import HttpProvider, StreamDecoder
 from server.providers.failures import Category, ErrorDetail, looks_like_context_length, parse_duration_seconds
 from server.providers.framing import SSEParser
-from server.providers.http import WireRequest
 from server.providers.mapping import details_for, stable_call_id, tool_names_by_id, wire_parameters
+from server.providers.transport import WireRequest
 from server.providers.types import (
     CompletionRequest,
     CompletionResponse,

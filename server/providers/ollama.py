@@ -7,7 +7,6 @@ from typing import Any, assert_never
 from server.providers.base import HttpProvider, StreamDecoder
 from server.providers.failures import Category, ErrorDetail, looks_like_context_length
 from server.providers.framing import NDJSONParser
-from server.providers.http import WireRequest
 from server.providers.mapping import (
     function_tools,
     stable_call_id,
@@ -15,6 +14,7 @@ from server.providers.mapping import (
     tool_result_text,
     wire_parameters,
 )
+from server.providers.transport import WireRequest
 from server.providers.types import (
     CompletionRequest,
     CompletionResponse,

@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 from server.providers.base import HttpProvider, StreamDecoder
 from server.providers.failures import Category, ErrorDetail, looks_like_context_length
 from server.providers.framing import SSEParser
-from server.providers.http import WireRequest
 from server.providers.mapping import (
     INVALID_ARGUMENTS,
     details_for,
@@ -18,6 +17,7 @@ from server.providers.mapping import (
     tool_result_text,
     wire_parameters,
 )
+from server.providers.transport import WireRequest
 from server.providers.types import (
     CompletionRequest,
     CompletionResponse,

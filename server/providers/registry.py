@@ -13,9 +13,9 @@ from server.errors import ConfigError
 from server.providers.anthropic import AnthropicProvider
 from server.providers.base import HttpProvider, Provider
 from server.providers.gemini import GeminiProvider
-from server.providers.http import Clock, RetryPolicy
 from server.providers.ollama import OllamaProvider
 from server.providers.openai import OpenAIProvider
+from server.providers.transport import Clock, RetryPolicy
 
 ProviderName = Literal["anthropic", "openai", "gemini", "ollama"]
 PROVIDER_NAMES: tuple[ProviderName, ...] = ("anthropic", "openai", "gemini", "ollama")

@@ -8,8 +8,8 @@ import anyio
 
 from server.errors import ProviderError, RoutingError
 from server.providers import PROVIDER_NAMES, is_configured, provider_info
-from server.routing.models import default_model
 from server.routing.router import Router
+from server.routing.targets import default_model
 
 REACHABILITY_TIMEOUT = 2.0
 

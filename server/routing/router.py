@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 
 from server.config import Settings
 from server.errors import ProviderError, RoutingError
-from server.memory.records import Owner
 from server.memory.service import (
     MEMORY_TOOL_DESCRIPTION,
     MEMORY_TOOL_INPUT_SCHEMA,
@@ -23,6 +22,7 @@ from server.memory.service import (
     MemoryOpResult,
     MemoryService,
 )
+from server.memory.storage import Owner
 from server.providers import Provider, make_provider
 from server.providers.types import (
     CompletionRequest,
@@ -37,7 +37,7 @@ from server.providers.types import (
     ToolSpec,
     Usage,
 )
-from server.routing.models import Target, resolve_chain
+from server.routing.targets import Target, resolve_chain
 
 MEMORY_TOOL = ToolSpec(
     name=MEMORY_TOOL_NAME, description=MEMORY_TOOL_DESCRIPTION, input_schema=MEMORY_TOOL_INPUT_SCHEMA

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 from server.memory.preamble import CLOSE_TAG, OPEN_TAG, PreambleBudget, render_preamble
-from server.memory.records import MemoryRecord, Scope
+from server.memory.storage import MemoryRecord, Scope
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

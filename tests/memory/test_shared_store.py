@@ -22,7 +22,6 @@ from stdio_servers import call_memory, cli, holder_pid, serve, user_keys
 from server.config import Settings
 from server.errors import MemoryInputError, StoreError, StoreLockedError
 from server.memory.lock import StoreLock, lock_path_for
-from server.memory.records import MemoryRecord, Owner, Scope
 from server.memory.shared import (
     SharedStore,
     answer,
@@ -32,6 +31,7 @@ from server.memory.shared import (
     peer_uid,
     socket_path_for,
 )
+from server.memory.storage import MemoryRecord, Owner, Scope
 from server.memory.store import open_engine, open_store
 
 ALICE = Owner("alice", "s1")

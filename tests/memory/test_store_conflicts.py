@@ -9,7 +9,7 @@ import pytest
 from surrealdb import AsyncSurreal
 
 from server.errors import StoreConflictError, StoreError
-from server.memory.records import Owner, Scope
+from server.memory.storage import Owner, Scope
 from server.memory.surreal import MAX_ATTEMPTS, SurrealMemoryStore
 
 ALICE = Owner("alice", "s1")

@@ -15,7 +15,7 @@ import pytest
 from server.config import Settings
 from server.errors import ConfigError, StoreLockedError
 from server.memory.lock import StoreLock, lock_path_for
-from server.memory.records import Owner, Scope
+from server.memory.storage import Owner, Scope
 from server.memory.store import display_url, open_store
 
 ALICE = Owner("alice", "s1")
@@ -26,7 +26,7 @@ PUT_AND_WAIT = textwrap.dedent(
     """
     import sys, anyio
     from server.config import Settings
-    from server.memory.records import Owner, Scope
+    from server.memory.storage import Owner, Scope
     from server.memory.store import open_store
 
     async def main() -> None:
@@ -46,7 +46,7 @@ OPEN_AS_PEER = textwrap.dedent(
     """
     import sys, anyio
     from server.config import Settings
-    from server.memory.records import Owner, Scope
+    from server.memory.storage import Owner, Scope
     from server.memory.store import open_store
 
     async def main() -> None:

@@ -11,7 +11,7 @@ from fake_clock import Clock
 
 from server.config import Settings
 from server.errors import MemoryInputError
-from server.memory.records import MemoryRecord, Owner, Scope
+from server.memory.storage import MemoryRecord, Owner, Scope
 from server.memory.store import open_store
 from server.memory.surreal import LIST_PAGE, SurrealMemoryStore, decode_handle, encode_handle
 

@@ -9,7 +9,7 @@ import pytest
 from fake_clock import Clock
 
 from server.config import Settings
-from server.memory.records import MemoryRecord, Owner, Scope
+from server.memory.storage import MemoryRecord, Owner, Scope
 from server.memory.store import open_store
 from server.memory.surreal import SurrealMemoryStore
 

@@ -4,8 +4,8 @@ Starts `memory-router serve --transport http` in a subprocess (rate limit off, s
 --store says otherwise), opens N SDK clients (one MCP session each) and has each call the `memory`
 tool in a loop for --seconds. Prints a Markdown table.
 
-    python -m bench.http                       # from the repo root: 1, 16 and 64 clients, 5 s each
-    python -m bench.http --clients 1 8 --seconds 3 --store surrealkv:///tmp/bench-store
+    python -m bench.http_load                       # from the repo root: 1, 16 and 64 clients, 5 s each
+    python -m bench.http_load --clients 1 8 --seconds 3 --store surrealkv:///tmp/bench-store
 
 (Run it as a module: as a script, this file would shadow the standard library `http`.)
 """
