@@ -14,7 +14,7 @@ from surrealdb import AsyncSurreal
 from server.config import Settings
 from server.errors import ConfigError, StoreError
 from server.memory.shared import open_shared
-from server.memory.storage import MemoryStorage
+from server.memory.storage import MemoryLimits, MemoryStorage
 from server.memory.surreal import SDK_ERRORS, Clock, SurrealMemoryStore, translated_errors, utc_now
 
 EMBEDDED_SCHEMES = ("surrealkv", "mem", "memory")
@@ -31,6 +31,14 @@ def display_url(url: str) -> str:
     if parts.port is not None:
         host += f":{parts.port}"
     return parts._replace(netloc=host).geturl()
+
+
+def limits_from(settings: Settings) -> MemoryLimits:
+    return MemoryLimits(
+        max_key_chars=settings.max_key_chars,
+        max_value_bytes=settings.max_value_bytes,
+        max_records_per_owner=settings.max_memories,
+    )
 
 
 async def _close(db: Any, shown: str) -> None:
@@ -96,7 +104,7 @@ async def open_engine(
                 await db.connect()
             stack.push_async_callback(_close, db, shown)
         store = SurrealMemoryStore(
-            db, limits=settings.limits, session_ttl_seconds=settings.session_ttl_seconds, clock=clock
+            db, limits=limits_from(settings), session_ttl_seconds=settings.session_ttl_seconds, clock=clock
         )
         stack.push_async_callback(store.aclose)
         if scheme in REMOTE_SCHEMES:

@@ -163,3 +163,12 @@ async def test_an_unusable_store_url_is_a_config_error(url: str) -> None:
 def test_store_urls_in_messages_never_show_credentials() -> None:
     assert display_url("wss://root:s3cret@db.example:8000/rpc") == "wss://db.example:8000/rpc"
     assert display_url("surrealkv:///tmp/store") == "surrealkv:///tmp/store"
+
+
+def test_settings_load_without_importing_the_memory_package() -> None:
+    probe = (
+        "import sys, server.config; print(sorted(m for m in sys.modules if m.startswith('server.memory')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
