@@ -53,8 +53,8 @@ from server.errors import (
     StoreLockedError,
 )
 from server.memory.lock import StoreLock, lock_path_for
-from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
-from server.memory.surreal import KEYLESS, Clock, encode_handle, utc_now
+from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope, WallClock, utc_now
+from server.memory.surreal import KEYLESS, encode_handle
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ class SharedStore:
         *,
         task_group: TaskGroup,
         exit_stack: AsyncExitStack,
-        clock: Clock = utc_now,
+        clock: WallClock = utc_now,
         allowed_uid: int | None = None,
         attach_timeout: float = ATTACH_TIMEOUT,
     ) -> None:
@@ -556,7 +556,7 @@ async def open_shared(
     store_dir: Path,
     open_engine: EngineOpener,
     *,
-    clock: Clock = utc_now,
+    clock: WallClock = utc_now,
     allowed_uid: int | None = None,
     attach_timeout: float = ATTACH_TIMEOUT,
 ) -> AsyncIterator[SharedStore]:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from server.errors import MemoryInputError
+
+WallClock = Callable[[], datetime]
+"""The date and time stored on records (timezone-aware); tests pass a fake one that moves when told."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Scope(StrEnum):

@@ -14,8 +14,8 @@ from surrealdb import AsyncSurreal
 from server.config import Settings
 from server.errors import ConfigError, StoreError
 from server.memory.shared import open_shared
-from server.memory.storage import MemoryLimits, MemoryStorage
-from server.memory.surreal import SDK_ERRORS, Clock, SurrealMemoryStore, translated_errors, utc_now
+from server.memory.storage import MemoryLimits, MemoryStorage, WallClock, utc_now
+from server.memory.surreal import SDK_ERRORS, SurrealMemoryStore, translated_errors
 
 EMBEDDED_SCHEMES = ("surrealkv", "mem", "memory")
 REMOTE_SCHEMES = ("ws", "wss", "http", "https")
@@ -57,7 +57,7 @@ def embedded_path(url: str) -> Path | None:
 
 
 @asynccontextmanager
-async def open_store(settings: Settings, *, clock: Clock = utc_now) -> AsyncIterator[MemoryStorage]:
+async def open_store(settings: Settings, *, clock: WallClock = utc_now) -> AsyncIterator[MemoryStorage]:
     """The store named by MEMORY_ROUTER_STORE.
 
     An embedded store on disk is shared by every memory-router process that opens it (`shared.py`):
@@ -78,7 +78,7 @@ async def open_store(settings: Settings, *, clock: Clock = utc_now) -> AsyncIter
 
 @asynccontextmanager
 async def open_engine(
-    settings: Settings, url: str, *, clock: Clock = utc_now
+    settings: Settings, url: str, *, clock: WallClock = utc_now
 ) -> AsyncIterator[SurrealMemoryStore]:
     """Connect to `url`, sign in (remote), select namespace/database, define the schema.
 

@@ -23,7 +23,7 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -34,11 +34,18 @@ from surrealdb import RecordID, SurrealError
 from websockets.exceptions import WebSocketException
 
 from server.errors import MemoryInputError, StoreConflictError, StoreError
-from server.memory.storage import MemoryLimits, MemoryRecord, Owner, Scope, check_key, check_value
+from server.memory.storage import (
+    MemoryLimits,
+    MemoryRecord,
+    Owner,
+    Scope,
+    WallClock,
+    check_key,
+    check_value,
+    utc_now,
+)
 
 logger = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 RANK_BASE: Final = 1 << 62
@@ -159,10 +166,6 @@ _USER_SESSIONS: Final = (
 )
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _conflict(message: str) -> bool:
     lowered = message.lower()
     return "conflict" in lowered or "can be retried" in lowered
@@ -272,7 +275,7 @@ class SurrealMemoryStore:
         *,
         limits: MemoryLimits | None = None,
         session_ttl_seconds: float = 24 * 3600,
-        clock: Clock = utc_now,
+        clock: WallClock = utc_now,
     ) -> None:
         self._db = db
         self.limits = limits or MemoryLimits()
