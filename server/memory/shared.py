@@ -8,13 +8,13 @@ race for the lock, the winner opens the engine (which recovers from the crash) a
 others reconnect, and the call is retried once.
 
 Every call is safe to retry: reads are, keyed writes upsert on their key, forgets are idempotent,
-restore is idempotent by contract, and a peer's keyless put carries a nonce of its own, so a retried
-one lands on the same entry instead of adding a second. The owner replies only after the engine
+restore is idempotent by contract, and a peer's keyless put carries a request id of its own, so a
+retried one lands on the same entry instead of adding a second. The owner replies only after the engine
 committed (with fsync), so an acknowledged write is durable whoever dies next.
 
 Wire: a 4-byte big-endian length, then a UTF-8 JSON object.
 
-    request  {"op": "hello", "version": 1}                      first on each connection
+    request  {"op": "hello", "version": 2}                      first on each connection
              {"op": "put" | "get" | ..., "user", "session", "scope", ...the call's arguments}
     reply    {"ok": result} | {"error": {"type": "StoreError", "message": "..."}}
 
@@ -36,7 +36,6 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -53,15 +52,14 @@ from server.errors import (
     StoreLockedError,
 )
 from server.memory.lock import StoreLock, lock_path_for
-from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope, WallClock, utc_now
-from server.memory.surreal import KEYLESS, encode_handle
+from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 EngineOpener = Callable[[], AbstractAsyncContextManager[MemoryStorage]]
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 MAX_FRAME: Final = 256 * 1024 * 1024
 SUN_PATH_MAX: Final = 100
 """`sun_path` holds 108 bytes on Linux, 104 on macOS; stay under both."""
@@ -191,16 +189,9 @@ async def answer(store: MemoryStorage, request: dict[str, Any]) -> Any:
     owner = Owner(user=str(request["user"]), session=str(request["session"]))
     scope = Scope(request["scope"])
     match request["op"]:
-        case "put" if request.get("nonce"):
-            # A peer's keyless put: stored under the peer's nonce, so a retry cannot add a second entry.
-            at = datetime.fromisoformat(request["at"])
-            handle = encode_handle([owner.user, scope.value, "", KEYLESS, str(request["nonce"])])
-            record = MemoryRecord(
-                handle=handle, scope=scope, key=None, content=request["content"], created_at=at, updated_at=at
-            )
-            return _record_out(await store.restore(owner, scope, record))
         case "put":
-            return _record_out(await store.put(owner, scope, request["content"], key=request["key"]))
+            content, key, request_id = request["content"], request["key"], request["request_id"]
+            return _record_out(await store.put(owner, scope, content, key=key, request_id=request_id))
         case "get":
             return _record_out(await store.get(owner, scope, request["key"]))
         case "list":
@@ -274,7 +265,6 @@ class SharedStore:
         *,
         task_group: TaskGroup,
         exit_stack: AsyncExitStack,
-        clock: WallClock = utc_now,
         allowed_uid: int | None = None,
         attach_timeout: float = ATTACH_TIMEOUT,
     ) -> None:
@@ -283,7 +273,6 @@ class SharedStore:
         self._open_engine = open_engine
         self._tg = task_group
         self._stack = exit_stack
-        self._clock = clock
         self._allowed_uid = os.geteuid() if allowed_uid is None else allowed_uid
         self._attach_timeout = attach_timeout
         self._local: MemoryStorage | None = None
@@ -299,12 +288,16 @@ class SharedStore:
 
     # -- MemoryStorage -------------------------------------------------------------------------
 
-    async def put(self, owner: Owner, scope: Scope, content: str, key: str | None = None) -> MemoryRecord:
-        request: dict[str, Any] = {"op": "put", "content": content, "key": key}
-        if key is None:
-            request.update(nonce=uuid.uuid4().hex, at=self._clock().isoformat())
+    async def put(
+        self, owner: Owner, scope: Scope, content: str, key: str | None = None, request_id: str | None = None
+    ) -> MemoryRecord:
+        if key is None and request_id is None:
+            request_id = uuid.uuid4().hex  # the retry after a takeover must land on the same entry
+        request = {"op": "put", "content": content, "key": key, "request_id": request_id}
         return _present(
-            await self._call(owner, scope, request, lambda s: s.put(owner, scope, content, key=key))
+            await self._call(
+                owner, scope, request, lambda s: s.put(owner, scope, content, key=key, request_id=request_id)
+            )
         )
 
     async def get(self, owner: Owner, scope: Scope, key: str) -> MemoryRecord | None:
@@ -556,7 +549,6 @@ async def open_shared(
     store_dir: Path,
     open_engine: EngineOpener,
     *,
-    clock: WallClock = utc_now,
     allowed_uid: int | None = None,
     attach_timeout: float = ATTACH_TIMEOUT,
 ) -> AsyncIterator[SharedStore]:
@@ -574,7 +566,6 @@ async def open_shared(
             open_engine,
             task_group=tg,
             exit_stack=stack,
-            clock=clock,
             allowed_uid=allowed_uid,
             attach_timeout=attach_timeout,
         )

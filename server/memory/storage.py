@@ -81,8 +81,14 @@ class MemoryStorage(Protocol):
     and are removed.
     """
 
-    async def put(self, owner: Owner, scope: Scope, content: str, key: str | None = None) -> MemoryRecord:
-        """Record `content`; with a key, replace whatever was under it. Validates limits."""
+    async def put(
+        self, owner: Owner, scope: Scope, content: str, key: str | None = None, request_id: str | None = None
+    ) -> MemoryRecord:
+        """Record `content`; with a key, replace whatever was under it. Validates limits.
+
+        `request_id` makes a keyless put idempotent: repeated with the same id, it lands on the same
+        entry (same handle, same `created_at`) instead of adding another. Ignored with a key.
+        """
         ...
 
     async def get(self, owner: Owner, scope: Scope, key: str) -> MemoryRecord | None: ...

@@ -72,7 +72,7 @@ async def open_store(settings: Settings, *, clock: WallClock = utc_now) -> Async
     path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     url = f"surrealkv://{path}"
-    async with open_shared(path, lambda: open_engine(settings, url, clock=clock), clock=clock) as shared:
+    async with open_shared(path, lambda: open_engine(settings, url, clock=clock)) as shared:
         yield shared
 
 

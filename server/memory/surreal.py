@@ -2,7 +2,8 @@
 
 Layout (all record ids are arrays, so every lookup and scan is a key-range operation):
 
-    memory:[user, scope, session, kind, name]          one entry; kind "k" (name = key) or "n" (name = nonce)
+    memory:[user, scope, session, kind, name]          one entry; kind "k" (name = key) or "n" (name = the
+                                                       put's request id, or a fresh nonce)
     memory_order:[user, scope, session, rank, kind, name]  timeline copy of each entry: rank =
                                                        RANK_BASE - updated_at in µs, so a forward
                                                        range scan with LIMIT yields the newest first
@@ -295,13 +296,15 @@ class SurrealMemoryStore:
 
     # -- MemoryStorage -------------------------------------------------------------------------
 
-    async def put(self, owner: Owner, scope: Scope, content: str, key: str | None = None) -> MemoryRecord:
+    async def put(
+        self, owner: Owner, scope: Scope, content: str, key: str | None = None, request_id: str | None = None
+    ) -> MemoryRecord:
         if key is not None:
             check_key(key, self.limits)
         check_text(key, content)
         check_value(content, self.limits)
         now = self._now()
-        kind, name = (KEYED, key) if key is not None else (KEYLESS, uuid.uuid4().hex)
+        kind, name = (KEYED, key) if key is not None else (KEYLESS, request_id or uuid.uuid4().hex)
         record = await self._write(owner, scope, kind, name, key, content, now, created_at=None)
         self._puts_since_sweep += 1
         if self._puts_since_sweep >= SWEEP_EVERY_PUTS:

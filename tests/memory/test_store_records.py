@@ -74,6 +74,21 @@ async def test_keyed_put_replaces_and_keyless_puts_accumulate(
     assert await store.count(ALICE, Scope.USER) == 3
 
 
+async def test_a_keyless_put_repeated_with_its_request_id_lands_on_the_same_entry(
+    store: SurrealMemoryStore, clock: FakeWallClock
+) -> None:
+    first = await store.put(ALICE, Scope.SESSION, "said once", request_id="req-1")
+    clock.advance()
+    again = await store.put(ALICE, Scope.SESSION, "said once", request_id="req-1")
+    other = await store.put(ALICE, Scope.SESSION, "said once", request_id="req-2")
+
+    assert again.handle == first.handle != other.handle
+    assert again.created_at == first.created_at
+    await store.put(BOB, Scope.SESSION, "said once", request_id="req-1")
+    assert await store.count(ALICE, Scope.SESSION) == 2 == 1 + await store.count(BOB, Scope.SESSION)
+    assert await store.forget(ALICE, Scope.SESSION, first.handle) == again
+
+
 async def test_get_returns_the_record_with_utc_timestamps(
     store: SurrealMemoryStore, clock: FakeWallClock
 ) -> None:
