@@ -13,7 +13,7 @@ from surrealdb import AsyncSurreal
 
 from server.config import Settings
 from server.errors import ConfigError, StoreError
-from server.memory.shared import open_shared
+from server.memory.sharing import open_shared
 from server.memory.storage import MemoryLimits, MemoryStorage, WallClock, utc_now
 from server.memory.surreal import SDK_ERRORS, SurrealMemoryStore, translated_errors
 
@@ -60,7 +60,7 @@ def embedded_path(url: str) -> Path | None:
 async def open_store(settings: Settings, *, clock: WallClock = utc_now) -> AsyncIterator[MemoryStorage]:
     """The store named by MEMORY_ROUTER_STORE.
 
-    An embedded store on disk is shared by every memory-router process that opens it (`shared.py`):
+    An embedded store on disk is shared by every memory-router process that opens it (`sharing/`):
     the one holding its lock opens the engine and serves the others, and when it exits another takes
     over. On exit this process's part is closed, and the lock released if it held it.
     """

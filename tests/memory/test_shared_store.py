@@ -21,16 +21,11 @@ from stdio_servers import call_memory, cli, holder_pid, serve, user_keys
 
 from server.config import Settings
 from server.errors import MemoryInputError, StoreError, StoreLockedError
-from server.memory.lock import StoreLock, lock_path_for
-from server.memory.shared import (
-    SharedStore,
-    answer,
-    check_private_dir,
-    ensure_private_dir,
-    open_shared,
-    peer_uid,
-    socket_path_for,
-)
+from server.memory.sharing import SharedStore, open_shared
+from server.memory.sharing.credentials import peer_uid
+from server.memory.sharing.lock import StoreLock, lock_path_for
+from server.memory.sharing.owner import answer
+from server.memory.sharing.paths import check_private_dir, ensure_private_dir, socket_path_for
 from server.memory.storage import MemoryRecord, Owner, Scope
 from server.memory.store import open_engine, open_store
 

@@ -14,7 +14,7 @@ import pytest
 
 from server.config import Settings
 from server.errors import ConfigError, StoreLockedError
-from server.memory.lock import StoreLock, lock_path_for
+from server.memory.sharing.lock import StoreLock, lock_path_for
 from server.memory.storage import Owner, Scope
 from server.memory.store import display_url, open_store
 
