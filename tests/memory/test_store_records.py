@@ -13,7 +13,9 @@ from server.config import Settings
 from server.errors import MemoryInputError
 from server.memory.storage import MemoryRecord, Owner, Scope
 from server.memory.store import open_store
-from server.memory.surreal import LIST_PAGE, SurrealMemoryStore, decode_handle, encode_handle
+from server.memory.surreal import SurrealMemoryStore
+from server.memory.surreal.ids import decode_handle, encode_handle
+from server.memory.surreal.store import LIST_PAGE
 
 ALICE = Owner("alice", "s1")
 BOB = Owner("bob", "s1")
