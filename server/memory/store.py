@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -97,6 +97,8 @@ async def open_engine(
         os.environ.setdefault("SURREAL_SYNC_DATA", "true")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        with suppress(FileExistsError):
+            path.mkdir(mode=0o700)
     async with AsyncExitStack() as stack:
         db: Any = AsyncSurreal(url)
         if scheme not in STATELESS_SCHEMES:
@@ -113,7 +115,22 @@ async def open_engine(
             await db.use(settings.store_namespace, settings.store_database)
         await store.define_schema()
         await store.sweep_expired_sessions()
+        if path is not None:
+            keep_private(path)
         yield store
+
+
+def keep_private(store_dir: Path) -> None:
+    """Make the engine's directories 0700 and its files 0600, whatever the umask (it creates them
+    0755 and 0644). Files the engine adds later follow the umask but sit in 0700 directories."""
+    for root, _dirs, files in os.walk(store_dir):
+        with suppress(FileNotFoundError):
+            os.chmod(root, 0o700)
+        for name in files:
+            file = Path(root, name)
+            if not file.is_symlink():
+                with suppress(FileNotFoundError):
+                    os.chmod(file, 0o600)
 
 
 async def _sign_in(db: Any, settings: Settings) -> None:

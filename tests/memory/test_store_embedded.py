@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -143,6 +144,30 @@ async def test_the_lock_file_sits_beside_the_store_and_names_its_holder(tmp_path
         assert lock_file == tmp_path / "data" / "store.lock"
         assert lock_file.read_text().strip() == str(os.getpid())
     assert lock_file.read_text() == ""
+
+
+async def test_the_store_directory_is_0700_and_its_files_0600_whatever_the_umask(tmp_path: Path) -> None:
+    store_dir = tmp_path / "data" / "store"
+    previous = os.umask(0o022)
+    try:
+        async with open_store(Settings(store=store_url(tmp_path))) as store:
+            await store.put(ALICE, Scope.USER, "private", key="a")
+            modes = {path: stat.S_IMODE(path.lstat().st_mode) for path in [store_dir, *store_dir.rglob("*")]}
+    finally:
+        os.umask(previous)
+    assert any(path.is_file() for path in modes)
+    assert {path: mode for path, mode in modes.items() if mode != (0o700 if path.is_dir() else 0o600)} == {}
+
+
+async def test_an_existing_store_open_to_others_is_made_private_when_opened(tmp_path: Path) -> None:
+    store_dir = tmp_path / "data" / "store"
+    async with open_store(Settings(store=store_url(tmp_path))):
+        pass
+    for path in [store_dir, *store_dir.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    async with open_store(Settings(store=store_url(tmp_path))):
+        assert stat.S_IMODE(store_dir.stat().st_mode) == 0o700
+        assert {stat.S_IMODE(p.stat().st_mode) for p in store_dir.rglob("*") if p.is_file()} == {0o600}
 
 
 async def test_open_store_sets_fsync_on_commit_for_embedded_stores(
