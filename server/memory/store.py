@@ -14,6 +14,7 @@ from surrealdb import AsyncSurreal
 from server.config import Settings
 from server.errors import ConfigError, StoreError
 from server.memory.sharing import open_shared
+from server.memory.sharing.lock import store_refused
 from server.memory.storage import MemoryLimits, MemoryStorage, WallClock, utc_now
 from server.memory.surreal import SDK_ERRORS, SurrealMemoryStore, translated_errors
 
@@ -70,7 +71,10 @@ async def open_store(settings: Settings, *, clock: WallClock = utc_now) -> Async
             yield store
         return
     path = path.resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except PermissionError as e:
+        raise store_refused(path, e) from e
     url = f"surrealkv://{path}"
     async with open_shared(path, lambda: open_engine(settings, url, clock=clock)) as shared:
         yield shared

@@ -1,5 +1,5 @@
 """The store lock: an exclusive, non-blocking OS lock that keeps an embedded store's engine to one
-process, and the one place that names its holder."""
+process, and the one place that says why a store cannot be opened (locked by whom, or not yours)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 from contextlib import suppress
 from pathlib import Path
 
-from server.errors import StoreLockedError
+from server.errors import StoreError, StoreLockedError
 
 
 def lock_path_for(store_dir: Path) -> Path:
@@ -47,6 +47,16 @@ def store_locked(store_dir: Path, *, not_shared: str | None = None) -> StoreLock
     )
 
 
+def store_refused(store_dir: Path, error: PermissionError) -> StoreError:
+    """The error for a store this OS user may not open (another user's, or in a directory not theirs)."""
+    return StoreError(
+        f"You may not open the memory store at {store_dir}: access to {error.filename} was refused "
+        f"({error.strerror}). The store belongs to another OS user, or sits in a directory you cannot "
+        "write to. Each user needs a store of their own: set MEMORY_ROUTER_STORE to a surrealkv:// path "
+        "of yours, or unset it for the default one in your data directory."
+    )
+
+
 class StoreLock:
     """Holds `flock(LOCK_EX)` on `<store>.lock` for as long as the store is open.
 
@@ -65,9 +75,13 @@ class StoreLock:
             raise store_locked(self.store_dir)
 
     def try_acquire(self) -> bool:
-        """Take the lock if it is free; False when another process (or opening) holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Take the lock if it is free; False when another process (or opening) holds it.
+        A lock file this user may not open raises `StoreError` (`store_refused`)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except PermissionError as e:
+            raise store_refused(self.store_dir, e) from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
