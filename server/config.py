@@ -16,7 +16,6 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.errors import ConfigError
-from server.memory.storage import MemoryLimits
 
 
 def default_store_url() -> str:
@@ -107,14 +106,6 @@ class Settings(BaseSettings):
     # from the TOML file
     config: Path | None = None
     aliases: dict[str, Alias] = Field(default_factory=dict)
-
-    @property
-    def limits(self) -> MemoryLimits:
-        return MemoryLimits(
-            max_key_chars=self.max_key_chars,
-            max_value_bytes=self.max_value_bytes,
-            max_records_per_owner=self.max_memories,
-        )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

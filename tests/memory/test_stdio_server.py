@@ -23,7 +23,7 @@ from stdio_servers import (
 )
 
 from server.errors import StoreLockedError
-from server.memory.lock import StoreLock
+from server.memory.sharing.lock import StoreLock
 
 
 @pytest.fixture
