@@ -8,11 +8,15 @@ answer them by name (and by id only when Gemini chose it). Thought signatures ri
 
 from __future__ import annotations
 
-from typing import Any, assert_never
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, assert_never
 from urllib.parse import quote
 
-from server.providers.base import HttpProvider, StreamDecoder
-from server.providers.failures import Category, ErrorDetail, looks_like_context_length, parse_duration_seconds
+from pydantic import Discriminator, Tag
+
+from server.providers.base import OTHER, HttpProvider, StreamDecoder, WireModel, kind_of, leniently
+from server.providers.failures import Category, ErrorDetail, looks_like_context_length
 from server.providers.framing import SSEParser
 from server.providers.mapping import details_for, stable_call_id, tool_names_by_id, wire_parameters
 from server.providers.transport import WireRequest
@@ -75,8 +79,116 @@ SIGNATURE_WIRE = "thoughtSignature"
 SYNTHETIC_ID = "synthetic_id"
 
 
-class GeminiProvider(HttpProvider):
+# What we read of a GenerateContentResponse (each streamed chunk is one too).
+
+
+class _FunctionCall(WireModel):
+    name: str | None = None
+    args: dict[str, Any] | None = None
+    id: str | None = None  # Gemini 2.x usually leaves it out
+
+
+class _CallPart(WireModel):
+    functionCall: _FunctionCall
+    thoughtSignature: str | None = None
+
+
+class _TextPart(WireModel):
+    text: str
+    thought: bool | None = None
+    thoughtSignature: str | None = None
+
+
+class _OtherPart(WireModel):
+    pass
+
+
+def _part_kind(part: Any) -> str:
+    """Gemini parts have no type field: what a part is shows in which key it carries."""
+    if isinstance(part, Mapping):
+        return "call" if "functionCall" in part else "text" if "text" in part else OTHER
+    return "call" if isinstance(part, _CallPart) else "text" if isinstance(part, _TextPart) else OTHER
+
+
+_Part = Annotated[
+    Annotated[_CallPart, Tag("call")] | Annotated[_TextPart, Tag("text")] | Annotated[_OtherPart, Tag(OTHER)],
+    Discriminator(_part_kind),
+]
+
+
+class _Content(WireModel):
+    role: str | None = None
+    parts: list[_Part] | None = None
+
+
+class _Candidate(WireModel):
+    content: _Content | None = None
+    finishReason: str | None = None
+
+
+class _PromptFeedback(WireModel):
+    blockReason: str | None = None
+
+
+class _UsageMetadata(WireModel):
+    promptTokenCount: int | None = None
+    candidatesTokenCount: int | None = None
+    thoughtsTokenCount: int | None = None
+
+
+_RPC = "type.googleapis.com/google.rpc."
+
+
+class _ErrorInfo(WireModel):
+    reason: str | None = None
+
+
+class _QuotaViolation(WireModel):
+    quotaId: str | None = None
+
+
+class _QuotaFailure(WireModel):
+    violations: list[_QuotaViolation] | None = None
+
+
+class _RetryInfo(WireModel):
+    retryDelay: str | None = None  # a protobuf JSON duration such as "33s"
+
+
+class _OtherDetail(WireModel):
+    pass
+
+
+_Detail = Annotated[
+    Annotated[_ErrorInfo, Tag(f"{_RPC}ErrorInfo")]
+    | Annotated[_QuotaFailure, Tag(f"{_RPC}QuotaFailure")]
+    | Annotated[_RetryInfo, Tag(f"{_RPC}RetryInfo")]
+    | Annotated[_OtherDetail, Tag(OTHER)],
+    Discriminator(kind_of({f"{_RPC}ErrorInfo", f"{_RPC}QuotaFailure", f"{_RPC}RetryInfo"}, field="@type")),
+]
+
+
+class _ErrorObject(WireModel):
+    message: str | None = None
+    status: str | None = None
+    details: list[_Detail] | None = None
+
+
+class _ErrorBody(WireModel):
+    error: _ErrorObject
+
+
+class _Response(WireModel):
+    candidates: list[_Candidate] | None = None
+    promptFeedback: _PromptFeedback | None = None
+    usageMetadata: _UsageMetadata | None = None
+    modelVersion: str | None = None
+    error: _ErrorObject | None = None  # a failure reported inside a stream
+
+
+class GeminiProvider(HttpProvider[_Response]):
     name = "gemini"
+    response_model = _Response
     reserved_fields = frozenset({"contents", "systemInstruction", "tools", "toolConfig"})
 
     def _headers(self) -> dict[str, str]:
@@ -172,42 +284,47 @@ class GeminiProvider(HttpProvider):
             case _:
                 assert_never(part)
 
-    def parse_response(self, payload: Any, request: CompletionRequest) -> CompletionResponse:
-        candidates = payload.get("candidates") or []
-        candidate = candidates[0] if candidates else {}
+    def parse_response(self, body: _Response, request: CompletionRequest) -> CompletionResponse:
+        candidate = body.candidates[0] if body.candidates else _Candidate()
         text: list[str] = []
         calls: list[ToolCall] = []
         text_signature = None
-        for part in (candidate.get("content") or {}).get("parts") or []:
-            if "functionCall" in part:
-                calls.append(self._read_call(len(calls), part))
-            elif "text" in part and not part.get("thought"):
-                text.append(part["text"])
-                text_signature = part.get(SIGNATURE_WIRE) or text_signature
-        raw = candidate.get("finishReason") or (payload.get("promptFeedback") or {}).get("blockReason")
-        usage = payload.get("usageMetadata") or {}
+        for part in (candidate.content or _Content()).parts or []:
+            match part:
+                case _CallPart():
+                    calls.append(self._read_call(len(calls), part))
+                case _TextPart(thought=True):
+                    pass  # a thought summary, not the answer
+                case _TextPart():
+                    text.append(part.text)
+                    text_signature = part.thoughtSignature or text_signature
+                case _OtherPart():
+                    pass
+                case _:
+                    assert_never(part)
+        raw = candidate.finishReason or (body.promptFeedback or _PromptFeedback()).blockReason
+        usage = body.usageMetadata or _UsageMetadata()
         return CompletionResponse(
             text="".join(text),
             tool_calls=calls,
             finish_reason=_finish(raw, calls),
             raw_finish_reason=raw,
             usage=Usage(
-                input_tokens=usage.get("promptTokenCount") or 0,
-                output_tokens=(usage.get("candidatesTokenCount") or 0)
-                + (usage.get("thoughtsTokenCount") or 0),
+                input_tokens=usage.promptTokenCount or 0,
+                output_tokens=(usage.candidatesTokenCount or 0) + (usage.thoughtsTokenCount or 0),
             ),
-            model=payload.get("modelVersion") or request.model,
+            model=body.modelVersion or request.model,
             provider=self.name,
             provider_details={self.name: {SIGNATURE: text_signature}} if text_signature else None,
         )
 
-    def _read_call(self, index: int, part: dict[str, Any]) -> ToolCall:
-        function = part["functionCall"]
-        name, arguments = function.get("name") or "", function.get("args") or {}
+    def _read_call(self, index: int, part: _CallPart) -> ToolCall:
+        function = part.functionCall
+        name, arguments = function.name or "", function.args or {}
         details: dict[str, Any] = {}
-        if signature := part.get(SIGNATURE_WIRE):
-            details[SIGNATURE] = signature
-        call_id = function.get("id")
+        if part.thoughtSignature:
+            details[SIGNATURE] = part.thoughtSignature
+        call_id = function.id
         if not call_id:
             call_id = stable_call_id("gemini", index, name, arguments)
             details[SYNTHETIC_ID] = True
@@ -218,26 +335,12 @@ class GeminiProvider(HttpProvider):
             provider_details={self.name: details} if details else None,
         )
 
-    def decoder(self, request: CompletionRequest) -> StreamDecoder:
+    def decoder(self, request: CompletionRequest) -> StreamDecoder[Any, _Response]:
         return _Decoder(self, request)
 
     def parse_error(self, status: int, payload: Any) -> ErrorDetail:
-        error = payload.get("error") if isinstance(payload, dict) else None
-        if not isinstance(error, dict):
-            return ErrorDetail(str(payload or ""))
-        message = str(error.get("message", ""))
-        details = [d for d in error.get("details") or [] if isinstance(d, dict)]
-        reasons = {d.get("reason") for d in details}
-        retry_after = next(
-            (parse_duration_seconds(d.get("retryDelay")) for d in details if "retryDelay" in d), None
-        )
-        if "API_KEY_INVALID" in reasons:
-            return ErrorDetail(message, Category.AUTHENTICATION)
-        if status == 400 and looks_like_context_length(message):
-            return ErrorDetail(message, Category.CONTEXT_LENGTH)
-        if status == 429 and _daily_quota(details):
-            return ErrorDetail(message, Category.RATE_LIMIT, retryable=False, retry_after=retry_after)
-        return ErrorDetail(message or str(error.get("status") or ""), retry_after=retry_after)
+        body = leniently(_ErrorBody, payload)
+        return _error_detail(status, body.error) if body is not None else ErrorDetail(str(payload or ""))
 
     def check_request(self) -> WireRequest:
         return WireRequest("GET", f"{self.base_url}/v1beta/models?pageSize=1", self._headers())
@@ -253,13 +356,36 @@ def _finish(raw: str | None, calls: list[ToolCall]) -> FinishReason:
     return FinishReason.LENGTH if raw == "MAX_TOKENS" else FinishReason.OTHER
 
 
-def _daily_quota(details: list[dict[str, Any]]) -> bool:
+def _error_detail(status: int, error: _ErrorObject) -> ErrorDetail:
+    message = error.message or ""
+    details = error.details or []
+    retry_after = next((_seconds(d.retryDelay) for d in details if isinstance(d, _RetryInfo)), None)
+    if any(isinstance(d, _ErrorInfo) and d.reason == "API_KEY_INVALID" for d in details):
+        return ErrorDetail(message, Category.AUTHENTICATION)
+    if status == 400 and looks_like_context_length(message):
+        return ErrorDetail(message, Category.CONTEXT_LENGTH)
+    if status == 429 and _daily_quota(details):
+        return ErrorDetail(message, Category.RATE_LIMIT, retryable=False, retry_after=retry_after)
+    return ErrorDetail(message or error.status or "", retry_after=retry_after)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+def _seconds(duration: str | None) -> float | None:
+    """A protobuf JSON duration such as "33s" or "0.5s"."""
+    match = _DURATION.match(duration) if duration else None
+    return float(match.group(1)) if match else None
+
+
+def _daily_quota(details: list[_ErrorInfo | _QuotaFailure | _RetryInfo | _OtherDetail]) -> bool:
     """A per-day quota will not come back within any wait worth making."""
-    for detail in details:
-        for violation in detail.get("violations") or []:
-            if "PerDay" in str(violation.get("quotaId", "")):
-                return True
-    return False
+    return any(
+        "PerDay" in (violation.quotaId or "")
+        for detail in details
+        if isinstance(detail, _QuotaFailure)
+        for violation in detail.violations or []
+    )
 
 
 def _declaration(tool: ToolSpec) -> dict[str, Any]:
@@ -310,30 +436,29 @@ def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
             assert_never(choice)
 
 
-class _Decoder(StreamDecoder):
+class _Decoder(StreamDecoder[_Response, _Response]):
     """Merges the streamed GenerateContentResponses: parts in order, last finish reason and usage."""
 
     def __init__(self, provider: GeminiProvider, request: CompletionRequest) -> None:
-        super().__init__(provider, request, SSEParser())
-        self._parts: list[dict[str, Any]] = []
-        self._merged: dict[str, Any] = {}
+        super().__init__(provider, request, SSEParser(), _Response)
+        self._parts: list[_CallPart | _TextPart | _OtherPart] = []
+        self._last = _Response()  # usage, model version and prompt feedback: the last chunk's win
         self._finish: str | None = None
 
-    def on(self, data: dict[str, Any], events: list[StreamEvent]) -> None:
-        if "error" in data:
-            raise self.fail(self.provider.parse_error(200, data))
-        for key in ("usageMetadata", "modelVersion", "promptFeedback"):
-            if key in data:
-                self._merged[key] = data[key]
-        for candidate in (data.get("candidates") or [])[:1]:
-            for part in (candidate.get("content") or {}).get("parts") or []:
+    def on(self, event: _Response, events: list[StreamEvent]) -> None:
+        if event.error is not None:
+            raise self.fail(_error_detail(200, event.error))
+        update = {key: getattr(event, key) for key in ("usageMetadata", "modelVersion", "promptFeedback")}
+        self._last = self._last.model_copy(update={k: v for k, v in update.items() if v is not None})
+        for candidate in (event.candidates or [])[:1]:
+            for part in (candidate.content or _Content()).parts or []:
                 self._parts.append(part)
-                if part.get("text") and not part.get("thought") and "functionCall" not in part:
-                    events.append(TextDelta(text=part["text"]))
-            self._finish = candidate.get("finishReason") or self._finish
+                if isinstance(part, _TextPart) and part.text and not part.thought:
+                    events.append(TextDelta(text=part.text))
+            self._finish = candidate.finishReason or self._finish
 
-    def payload(self) -> Any:
-        if self._finish is None and "promptFeedback" not in self._merged:
+    def payload(self) -> _Response:
+        if self._finish is None and self._last.promptFeedback is None:
             raise self.incomplete()
-        candidate = {"content": {"role": "model", "parts": self._parts}, "finishReason": self._finish}
-        return {**self._merged, "candidates": [candidate]}
+        candidate = _Candidate(content=_Content(role="model", parts=self._parts), finishReason=self._finish)
+        return self._last.model_copy(update={"candidates": [candidate]})

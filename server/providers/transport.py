@@ -10,7 +10,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,11 +19,12 @@ import anyio
 import httpx
 
 from server.errors import ProviderError, ProviderErrorCategory
-from server.providers.failures import ErrorDetail, build_error
+from server.providers.failures import ErrorDetail, RetryHint, build_error
 
 logger = logging.getLogger(__name__)
 
 ErrorParser = Callable[[int, Any], ErrorDetail]
+RetryHintReader = Callable[[Mapping[str, str]], RetryHint]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class HttpCaller:
         provider: str,
         secrets: list[str],
         parse_error: ErrorParser,
+        retry_hint: RetryHintReader,
         policy: RetryPolicy,
         clock: Clock,
     ) -> None:
@@ -70,6 +72,7 @@ class HttpCaller:
         self._provider = provider
         self._secrets = secrets
         self._parse_error = parse_error
+        self._retry_hint = retry_hint
         self._policy = policy
         self._clock = clock
 
@@ -177,7 +180,7 @@ class HttpCaller:
             status=response.status_code,
             detail=detail,
             secrets=self._secrets,
-            headers=response.headers,
+            hint=self._retry_hint(response.headers),
         )
 
     def _decode_json(self, content: bytes, model: str | None, status: int) -> Any:
@@ -185,7 +188,9 @@ class HttpCaller:
             return json.loads(content)
         except ValueError:
             raise self.error(
-                ErrorDetail("the provider's response is not valid JSON", ProviderErrorCategory.UNKNOWN),
+                ErrorDetail(
+                    "the provider's response is not valid JSON", ProviderErrorCategory.INVALID_RESPONSE
+                ),
                 model,
                 status,
             ) from None
