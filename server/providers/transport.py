@@ -20,8 +20,21 @@ import httpx
 
 from server.errors import ProviderError, ProviderErrorCategory
 from server.providers.failures import ErrorDetail, RetryHint, build_error
+from server.providers.redaction import clip
 
 logger = logging.getLogger(__name__)
+
+# httpcore's DEBUG traces print the exceptions they see, and h11 quotes a refused header whole
+# (`Illegal header value b'Bearer sk-...'`); these loggers stay at WARNING or above, whatever the level.
+_HTTP_LIBRARY_LOGGERS = ("httpx", "httpcore", "h11", "h2", "hpack")
+
+
+def quiet_http_library_logs() -> None:
+    """Call once logging is set up: the HTTP libraries log nothing below WARNING (or the root level)."""
+    level = max(logging.WARNING, logging.getLogger().level)
+    for name in _HTTP_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
 
 ErrorParser = Callable[[int, Any], ErrorDetail]
 RetryHintReader = Callable[[Mapping[str, str]], RetryHint]
@@ -172,7 +185,7 @@ class HttpCaller:
         try:
             payload: Any = json.loads(response.content) if response.content else None
         except ValueError:
-            payload = response.text[:500]
+            payload = clip(response.text, self._secrets)
         detail = self._parse_error(response.status_code, payload)
         return build_error(
             provider=self._provider,
