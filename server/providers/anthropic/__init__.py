@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, assert_never
+from typing import Any, assert_never
 
-from pydantic import Discriminator, PrivateAttr, RootModel, Tag
-
-from server.providers.base import OTHER, HttpProvider, StreamDecoder, WireModel, kind_of, leniently
+from server.providers.anthropic import _wire as wire
+from server.providers.base import HttpProvider, StreamDecoder, leniently
 from server.providers.failures import (
     Category,
     ErrorDetail,
@@ -17,7 +16,7 @@ from server.providers.failures import (
     looks_like_context_length,
 )
 from server.providers.framing import SSEParser
-from server.providers.mapping import INVALID_ARGUMENTS, details_for, parse_arguments, wire_parameters
+from server.providers.mapping import details_for, wire_parameters
 from server.providers.transport import WireRequest
 from server.providers.types import (
     CompletionRequest,
@@ -59,95 +58,9 @@ _ERROR_TYPES = {
 }
 
 
-# What we read of a Message; everything else is kept as it came.
-
-
-class _Text(WireModel):
-    type: Literal["text"]
-    text: str = ""
-
-
-class _ToolUse(WireModel):
-    type: Literal["tool_use"]
-    id: str
-    name: str
-    input: dict[str, Any] | None = None
-    _unparsed: str | None = PrivateAttr(default=None)  # streamed input that was not a JSON object
-
-    def with_streamed_input(self, raw: str) -> _ToolUse:
-        arguments, invalid = parse_arguments(raw)
-        block = self.model_copy(update={"input": arguments})
-        block._unparsed = raw if invalid is not None else None
-        return block
-
-    def call(self) -> ToolCall:
-        return ToolCall(
-            id=self.id,
-            name=self.name,
-            arguments=self.input or {},
-            provider_details={INVALID_ARGUMENTS: self._unparsed} if self._unparsed is not None else None,
-        )
-
-
-class _Thinking(WireModel):
-    """Echoed back verbatim in the next request, so every field is kept as an extra."""
-
-    type: Literal["thinking", "redacted_thinking"]
-
-
-class _OtherBlock(WireModel):
-    type: Any = None
-
-
-_Block = Annotated[
-    Annotated[_Text, Tag("text")]
-    | Annotated[_ToolUse, Tag("tool_use")]
-    | Annotated[_Thinking, Tag("thinking")]
-    | Annotated[_Thinking, Tag("redacted_thinking")]
-    | Annotated[_OtherBlock, Tag(OTHER)],
-    Discriminator(kind_of({"text", "tool_use", "thinking", "redacted_thinking"})),
-]
-
-
-class _Usage(WireModel):
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_creation_input_tokens: int | None = None
-    cache_read_input_tokens: int | None = None
-
-    def merged(self, later: _Usage | None) -> _Usage:
-        """`message_delta` usage is cumulative and may repeat only some fields."""
-        if later is None:
-            return self
-        return _Usage.model_validate(
-            {**self.model_dump(exclude_unset=True), **later.model_dump(exclude_unset=True)}
-        )
-
-
-class _Message(WireModel):
-    model: str | None = None
-    content: list[_Block] | None = None
-    stop_reason: str | None = None
-    usage: _Usage | None = None
-
-
-class _ErrorDetails(WireModel):
-    error_code: str | None = None
-
-
-class _ErrorObject(WireModel):
-    type: str | None = None
-    message: str = ""
-    details: _ErrorDetails | None = None
-
-
-class _ErrorBody(WireModel):
-    error: _ErrorObject
-
-
-class AnthropicProvider(HttpProvider[_Message]):
+class AnthropicProvider(HttpProvider[wire.Message]):
     name = "anthropic"
-    response_model = _Message
+    response_model = wire.Message
     reserved_fields = frozenset({"model", "messages", "system", "stream", "tools", "tool_choice"})
 
     def _headers(self) -> dict[str, str]:
@@ -234,23 +147,23 @@ class AnthropicProvider(HttpProvider[_Message]):
             case _:
                 assert_never(part)
 
-    def parse_response(self, body: _Message, request: CompletionRequest) -> CompletionResponse:
+    def parse_response(self, body: wire.Message, request: CompletionRequest) -> CompletionResponse:
         text: list[str] = []
         calls: list[ToolCall] = []
         thinking: list[dict[str, Any]] = []
         for block in body.content or []:
             match block:
-                case _Text():
+                case wire.Text():
                     text.append(block.text)
-                case _ToolUse():
+                case wire.ToolUse():
                     calls.append(block.call())
-                case _Thinking():
+                case wire.Thinking():
                     thinking.append(block.model_dump(mode="json"))
-                case _OtherBlock():
+                case wire.OtherBlock():
                     pass  # e.g. server-tool blocks: nothing the caller can act on
                 case _:
                     assert_never(block)
-        usage = body.usage or _Usage()
+        usage = body.usage or wire.Usage()
         return CompletionResponse(
             text="".join(text),
             tool_calls=calls,
@@ -267,11 +180,11 @@ class AnthropicProvider(HttpProvider[_Message]):
             provider_details={self.name: {"thinking": thinking}} if thinking else None,
         )
 
-    def decoder(self, request: CompletionRequest) -> StreamDecoder[Any, _Message]:
+    def decoder(self, request: CompletionRequest) -> StreamDecoder[Any, wire.Message]:
         return _Decoder(self, request)
 
     def parse_error(self, status: int, payload: Any) -> ErrorDetail:
-        body = leniently(_ErrorBody, payload)
+        body = leniently(wire.ErrorBody, payload)
         if body is None:
             return ErrorDetail(str(payload or ""))
         return _error_detail(status, body.error)
@@ -283,7 +196,7 @@ class AnthropicProvider(HttpProvider[_Message]):
         return WireRequest("GET", f"{self.base_url}/v1/models?limit=1", self._headers())
 
 
-def _error_detail(status: int, error: _ErrorObject) -> ErrorDetail:
+def _error_detail(status: int, error: wire.ErrorObject) -> ErrorDetail:
     if error.details is not None and error.details.error_code == "enforced_spend_limit_reached":
         return ErrorDetail(error.message, Category.RATE_LIMIT, retryable=False)
     if error.type == "invalid_request_error" and looks_like_context_length(error.message):
@@ -306,122 +219,24 @@ def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
             assert_never(choice)
 
 
-# Stream events.
-
-
-class _TextDelta(WireModel):
-    type: Literal["text_delta"]
-    text: str = ""
-
-
-class _JsonDelta(WireModel):
-    type: Literal["input_json_delta"]
-    partial_json: str = ""
-
-
-class _ThinkingDelta(WireModel):
-    type: Literal["thinking_delta"]
-    thinking: str = ""
-
-
-class _SignatureDelta(WireModel):
-    type: Literal["signature_delta"]
-    signature: str = ""
-
-
-class _OtherDelta(WireModel):
-    type: Any = None
-
-
-_Delta = Annotated[
-    Annotated[_TextDelta, Tag("text_delta")]
-    | Annotated[_JsonDelta, Tag("input_json_delta")]
-    | Annotated[_ThinkingDelta, Tag("thinking_delta")]
-    | Annotated[_SignatureDelta, Tag("signature_delta")]
-    | Annotated[_OtherDelta, Tag(OTHER)],
-    Discriminator(kind_of({"text_delta", "input_json_delta", "thinking_delta", "signature_delta"})),
-]
-
-
-class _MessageStart(WireModel):
-    type: Literal["message_start"]
-    message: _Message
-
-
-class _BlockStart(WireModel):
-    type: Literal["content_block_start"]
-    index: int
-    content_block: _Block
-
-
-class _BlockDelta(WireModel):
-    type: Literal["content_block_delta"]
-    index: int
-    delta: _Delta
-
-
-class _BlockStop(WireModel):
-    type: Literal["content_block_stop"]
-    index: int
-
-
-class _StopChange(WireModel):
-    stop_reason: str | None = None
-
-
-class _MessageDelta(WireModel):
-    type: Literal["message_delta"]
-    delta: _StopChange | None = None
-    usage: _Usage | None = None
-
-
-class _MessageStop(WireModel):
-    type: Literal["message_stop"]
-
-
-class _ErrorEvent(WireModel):
-    type: Literal["error"]
-    error: _ErrorObject
-
-
-class _OtherEvent(WireModel):
-    type: Any = None  # `ping`, and event types added later: ignored, as the API asks
-
-
-_EVENTS = ("message_start", "content_block_start", "content_block_delta", "content_block_stop")
-_Event = RootModel[
-    Annotated[
-        Annotated[_MessageStart, Tag("message_start")]
-        | Annotated[_BlockStart, Tag("content_block_start")]
-        | Annotated[_BlockDelta, Tag("content_block_delta")]
-        | Annotated[_BlockStop, Tag("content_block_stop")]
-        | Annotated[_MessageDelta, Tag("message_delta")]
-        | Annotated[_MessageStop, Tag("message_stop")]
-        | Annotated[_ErrorEvent, Tag("error")]
-        | Annotated[_OtherEvent, Tag(OTHER)],
-        Discriminator(kind_of({*_EVENTS, "message_delta", "message_stop", "error"})),
-    ]
-]
-
-
 @dataclass
 class _OpenBlock:
     """A content block between its start and stop events."""
 
-    start: _Text | _ToolUse | _Thinking | _OtherBlock
+    start: wire.Text | wire.ToolUse | wire.Thinking | wire.OtherBlock
     text: list[str] = field(default_factory=list)
     partial_json: list[str] = field(default_factory=list)
     thinking: list[str] = field(default_factory=list)
     signature: str | None = None
 
-    def closed(self) -> _Text | _ToolUse | _Thinking | _OtherBlock:
+    def closed(self) -> wire.Text | wire.ToolUse | wire.Thinking | wire.OtherBlock:
         block = self.start
         match block:
-            case _Text():
+            case wire.Text():
                 return block.model_copy(update={"text": block.text + "".join(self.text)})
-            case _ToolUse():
+            case wire.ToolUse():
                 return block.with_streamed_input("".join(self.partial_json)) if self.partial_json else block
-            case _Thinking():
+            case wire.Thinking():
                 update: dict[str, Any] = {}
                 if self.thinking:
                     update["thinking"] = (block.model_extra or {}).get("thinking", "") + "".join(
@@ -429,63 +244,63 @@ class _OpenBlock:
                     )
                 if self.signature is not None:
                     update["signature"] = self.signature
-                return _Thinking.model_validate({**block.model_dump(), **update})
-            case _OtherBlock():
+                return wire.Thinking.model_validate({**block.model_dump(), **update})
+            case wire.OtherBlock():
                 return block
             case _:
                 assert_never(block)
 
 
-class _Decoder(StreamDecoder[_Event, _Message]):
+class _Decoder(StreamDecoder[wire.Event, wire.Message]):
     """Rebuilds the Message from SSE events: blocks by index, tool input from JSON fragments."""
 
     def __init__(self, provider: AnthropicProvider, request: CompletionRequest) -> None:
-        super().__init__(provider, request, SSEParser(), _Event)
-        self._message: _Message | None = None
+        super().__init__(provider, request, SSEParser(), wire.Event)
+        self._message: wire.Message | None = None
         self._blocks: dict[int, _OpenBlock] = {}
         self._stopped = False
 
-    def on(self, event: _Event, events: list[StreamEvent]) -> None:
+    def on(self, event: wire.Event, events: list[StreamEvent]) -> None:
         match event.root:
-            case _MessageStart(message=message):
+            case wire.MessageStart(message=message):
                 self._message = message
-            case _BlockStart(index=index, content_block=block):
+            case wire.BlockStart(index=index, content_block=block):
                 self._blocks[index] = _OpenBlock(block)
-            case _BlockDelta(index=index, delta=delta):
+            case wire.BlockDelta(index=index, delta=delta):
                 self._on_delta(index, delta, events)
-            case _MessageDelta(delta=change, usage=usage) if self._message is not None:
-                update: dict[str, Any] = {"usage": (self._message.usage or _Usage()).merged(usage)}
+            case wire.MessageDelta(delta=change, usage=usage) if self._message is not None:
+                update: dict[str, Any] = {"usage": (self._message.usage or wire.Usage()).merged(usage)}
                 if change is not None:
                     update.update(change.model_dump(exclude_unset=True))
                 self._message = self._message.model_copy(update=update)
-            case _MessageStop():
+            case wire.MessageStop():
                 self._stopped = True
-            case _ErrorEvent(error=error):
+            case wire.ErrorEvent(error=error):
                 raise self.fail(_error_detail(200, error))
-            case _BlockStop() | _MessageDelta() | _OtherEvent():
+            case wire.BlockStop() | wire.MessageDelta() | wire.OtherEvent():
                 pass  # blocks are closed when the message is rebuilt
             case _:
                 assert_never(event.root)
 
-    def _on_delta(self, index: int, delta: _Delta, events: list[StreamEvent]) -> None:
-        block = self._blocks.setdefault(index, _OpenBlock(_OtherBlock()))
+    def _on_delta(self, index: int, delta: wire.Delta, events: list[StreamEvent]) -> None:
+        block = self._blocks.setdefault(index, _OpenBlock(wire.OtherBlock()))
         match delta:
-            case _TextDelta(text=text):
+            case wire.TextDelta(text=text):
                 block.text.append(text)
                 if text:
                     events.append(TextDelta(text=text))
-            case _JsonDelta(partial_json=fragment):
+            case wire.JsonDelta(partial_json=fragment):
                 block.partial_json.append(fragment)
-            case _ThinkingDelta(thinking=thinking):
+            case wire.ThinkingDelta(thinking=thinking):
                 block.thinking.append(thinking)
-            case _SignatureDelta(signature=signature):
+            case wire.SignatureDelta(signature=signature):
                 block.signature = signature
-            case _OtherDelta():
+            case wire.OtherDelta():
                 pass  # unknown delta types are ignored, as the API asks
             case _:
                 assert_never(delta)
 
-    def payload(self) -> _Message:
+    def payload(self) -> wire.Message:
         if self._message is None or not self._stopped:
             raise self.incomplete()
         blocks = [self._blocks[i].closed() for i in sorted(self._blocks)]

@@ -9,15 +9,13 @@ answer them by name (and by id only when Gemini chose it). Thought signatures ri
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Annotated, Any, assert_never
+from typing import Any, assert_never
 from urllib.parse import quote
 
-from pydantic import Discriminator, Tag
-
-from server.providers.base import OTHER, HttpProvider, StreamDecoder, WireModel, kind_of, leniently
+from server.providers.base import HttpProvider, StreamDecoder, leniently
 from server.providers.failures import Category, ErrorDetail, looks_like_context_length
 from server.providers.framing import SSEParser
+from server.providers.gemini import _wire as wire
 from server.providers.mapping import details_for, stable_call_id, tool_names_by_id, wire_parameters
 from server.providers.transport import WireRequest
 from server.providers.types import (
@@ -79,116 +77,9 @@ SIGNATURE_WIRE = "thoughtSignature"
 SYNTHETIC_ID = "synthetic_id"
 
 
-# What we read of a GenerateContentResponse (each streamed chunk is one too).
-
-
-class _FunctionCall(WireModel):
-    name: str | None = None
-    args: dict[str, Any] | None = None
-    id: str | None = None  # Gemini 2.x usually leaves it out
-
-
-class _CallPart(WireModel):
-    functionCall: _FunctionCall
-    thoughtSignature: str | None = None
-
-
-class _TextPart(WireModel):
-    text: str
-    thought: bool | None = None
-    thoughtSignature: str | None = None
-
-
-class _OtherPart(WireModel):
-    pass
-
-
-def _part_kind(part: Any) -> str:
-    """Gemini parts have no type field: what a part is shows in which key it carries."""
-    if isinstance(part, Mapping):
-        return "call" if "functionCall" in part else "text" if "text" in part else OTHER
-    return "call" if isinstance(part, _CallPart) else "text" if isinstance(part, _TextPart) else OTHER
-
-
-_Part = Annotated[
-    Annotated[_CallPart, Tag("call")] | Annotated[_TextPart, Tag("text")] | Annotated[_OtherPart, Tag(OTHER)],
-    Discriminator(_part_kind),
-]
-
-
-class _Content(WireModel):
-    role: str | None = None
-    parts: list[_Part] | None = None
-
-
-class _Candidate(WireModel):
-    content: _Content | None = None
-    finishReason: str | None = None
-
-
-class _PromptFeedback(WireModel):
-    blockReason: str | None = None
-
-
-class _UsageMetadata(WireModel):
-    promptTokenCount: int | None = None
-    candidatesTokenCount: int | None = None
-    thoughtsTokenCount: int | None = None
-
-
-_RPC = "type.googleapis.com/google.rpc."
-
-
-class _ErrorInfo(WireModel):
-    reason: str | None = None
-
-
-class _QuotaViolation(WireModel):
-    quotaId: str | None = None
-
-
-class _QuotaFailure(WireModel):
-    violations: list[_QuotaViolation] | None = None
-
-
-class _RetryInfo(WireModel):
-    retryDelay: str | None = None  # a protobuf JSON duration such as "33s"
-
-
-class _OtherDetail(WireModel):
-    pass
-
-
-_Detail = Annotated[
-    Annotated[_ErrorInfo, Tag(f"{_RPC}ErrorInfo")]
-    | Annotated[_QuotaFailure, Tag(f"{_RPC}QuotaFailure")]
-    | Annotated[_RetryInfo, Tag(f"{_RPC}RetryInfo")]
-    | Annotated[_OtherDetail, Tag(OTHER)],
-    Discriminator(kind_of({f"{_RPC}ErrorInfo", f"{_RPC}QuotaFailure", f"{_RPC}RetryInfo"}, field="@type")),
-]
-
-
-class _ErrorObject(WireModel):
-    message: str | None = None
-    status: str | None = None
-    details: list[_Detail] | None = None
-
-
-class _ErrorBody(WireModel):
-    error: _ErrorObject
-
-
-class _Response(WireModel):
-    candidates: list[_Candidate] | None = None
-    promptFeedback: _PromptFeedback | None = None
-    usageMetadata: _UsageMetadata | None = None
-    modelVersion: str | None = None
-    error: _ErrorObject | None = None  # a failure reported inside a stream
-
-
-class GeminiProvider(HttpProvider[_Response]):
+class GeminiProvider(HttpProvider[wire.Response]):
     name = "gemini"
-    response_model = _Response
+    response_model = wire.Response
     reserved_fields = frozenset({"contents", "systemInstruction", "tools", "toolConfig"})
 
     def _headers(self) -> dict[str, str]:
@@ -284,26 +175,26 @@ class GeminiProvider(HttpProvider[_Response]):
             case _:
                 assert_never(part)
 
-    def parse_response(self, body: _Response, request: CompletionRequest) -> CompletionResponse:
-        candidate = body.candidates[0] if body.candidates else _Candidate()
+    def parse_response(self, body: wire.Response, request: CompletionRequest) -> CompletionResponse:
+        candidate = body.candidates[0] if body.candidates else wire.Candidate()
         text: list[str] = []
         calls: list[ToolCall] = []
         text_signature = None
-        for part in (candidate.content or _Content()).parts or []:
+        for part in (candidate.content or wire.Content()).parts or []:
             match part:
-                case _CallPart():
+                case wire.CallPart():
                     calls.append(self._read_call(len(calls), part))
-                case _TextPart(thought=True):
+                case wire.TextPart(thought=True):
                     pass  # a thought summary, not the answer
-                case _TextPart():
+                case wire.TextPart():
                     text.append(part.text)
                     text_signature = part.thoughtSignature or text_signature
-                case _OtherPart():
+                case wire.OtherPart():
                     pass
                 case _:
                     assert_never(part)
-        raw = candidate.finishReason or (body.promptFeedback or _PromptFeedback()).blockReason
-        usage = body.usageMetadata or _UsageMetadata()
+        raw = candidate.finishReason or (body.promptFeedback or wire.PromptFeedback()).blockReason
+        usage = body.usageMetadata or wire.UsageMetadata()
         return CompletionResponse(
             text="".join(text),
             tool_calls=calls,
@@ -318,7 +209,7 @@ class GeminiProvider(HttpProvider[_Response]):
             provider_details={self.name: {SIGNATURE: text_signature}} if text_signature else None,
         )
 
-    def _read_call(self, index: int, part: _CallPart) -> ToolCall:
+    def _read_call(self, index: int, part: wire.CallPart) -> ToolCall:
         function = part.functionCall
         name, arguments = function.name or "", function.args or {}
         details: dict[str, Any] = {}
@@ -335,11 +226,11 @@ class GeminiProvider(HttpProvider[_Response]):
             provider_details={self.name: details} if details else None,
         )
 
-    def decoder(self, request: CompletionRequest) -> StreamDecoder[Any, _Response]:
+    def decoder(self, request: CompletionRequest) -> StreamDecoder[Any, wire.Response]:
         return _Decoder(self, request)
 
     def parse_error(self, status: int, payload: Any) -> ErrorDetail:
-        body = leniently(_ErrorBody, payload)
+        body = leniently(wire.ErrorBody, payload)
         return _error_detail(status, body.error) if body is not None else ErrorDetail(str(payload or ""))
 
     def check_request(self) -> WireRequest:
@@ -356,11 +247,11 @@ def _finish(raw: str | None, calls: list[ToolCall]) -> FinishReason:
     return FinishReason.LENGTH if raw == "MAX_TOKENS" else FinishReason.OTHER
 
 
-def _error_detail(status: int, error: _ErrorObject) -> ErrorDetail:
+def _error_detail(status: int, error: wire.ErrorObject) -> ErrorDetail:
     message = error.message or ""
     details = error.details or []
-    retry_after = next((_seconds(d.retryDelay) for d in details if isinstance(d, _RetryInfo)), None)
-    if any(isinstance(d, _ErrorInfo) and d.reason == "API_KEY_INVALID" for d in details):
+    retry_after = next((_seconds(d.retryDelay) for d in details if isinstance(d, wire.RetryInfo)), None)
+    if any(isinstance(d, wire.ErrorInfo) and d.reason == "API_KEY_INVALID" for d in details):
         return ErrorDetail(message, Category.AUTHENTICATION)
     if status == 400 and looks_like_context_length(message):
         return ErrorDetail(message, Category.CONTEXT_LENGTH)
@@ -378,12 +269,14 @@ def _seconds(duration: str | None) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def _daily_quota(details: list[_ErrorInfo | _QuotaFailure | _RetryInfo | _OtherDetail]) -> bool:
+def _daily_quota(
+    details: list[wire.ErrorInfo | wire.QuotaFailure | wire.RetryInfo | wire.OtherDetail],
+) -> bool:
     """A per-day quota will not come back within any wait worth making."""
     return any(
         "PerDay" in (violation.quotaId or "")
         for detail in details
-        if isinstance(detail, _QuotaFailure)
+        if isinstance(detail, wire.QuotaFailure)
         for violation in detail.violations or []
     )
 
@@ -436,29 +329,31 @@ def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
             assert_never(choice)
 
 
-class _Decoder(StreamDecoder[_Response, _Response]):
+class _Decoder(StreamDecoder[wire.Response, wire.Response]):
     """Merges the streamed GenerateContentResponses: parts in order, last finish reason and usage."""
 
     def __init__(self, provider: GeminiProvider, request: CompletionRequest) -> None:
-        super().__init__(provider, request, SSEParser(), _Response)
-        self._parts: list[_CallPart | _TextPart | _OtherPart] = []
-        self._last = _Response()  # usage, model version and prompt feedback: the last chunk's win
+        super().__init__(provider, request, SSEParser(), wire.Response)
+        self._parts: list[wire.CallPart | wire.TextPart | wire.OtherPart] = []
+        self._last = wire.Response()  # usage, model version and prompt feedback: the last chunk's win
         self._finish: str | None = None
 
-    def on(self, event: _Response, events: list[StreamEvent]) -> None:
+    def on(self, event: wire.Response, events: list[StreamEvent]) -> None:
         if event.error is not None:
             raise self.fail(_error_detail(200, event.error))
         update = {key: getattr(event, key) for key in ("usageMetadata", "modelVersion", "promptFeedback")}
         self._last = self._last.model_copy(update={k: v for k, v in update.items() if v is not None})
         for candidate in (event.candidates or [])[:1]:
-            for part in (candidate.content or _Content()).parts or []:
+            for part in (candidate.content or wire.Content()).parts or []:
                 self._parts.append(part)
-                if isinstance(part, _TextPart) and part.text and not part.thought:
+                if isinstance(part, wire.TextPart) and part.text and not part.thought:
                     events.append(TextDelta(text=part.text))
             self._finish = candidate.finishReason or self._finish
 
-    def payload(self) -> _Response:
+    def payload(self) -> wire.Response:
         if self._finish is None and self._last.promptFeedback is None:
             raise self.incomplete()
-        candidate = _Candidate(content=_Content(role="model", parts=self._parts), finishReason=self._finish)
+        candidate = wire.Candidate(
+            content=wire.Content(role="model", parts=self._parts), finishReason=self._finish
+        )
         return self._last.model_copy(update={"candidates": [candidate]})
