@@ -22,6 +22,7 @@ from server.memory.preamble import PreambleBudget
 from server.memory.service import MemoryService
 from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
 from server.memory.store import open_store
+from server.providers import quiet_http_library_logs
 from server.providers.types import Message
 from server.routing.catalog import describe_models
 from server.routing.router import Router, RouteRequest
@@ -35,8 +36,8 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(
         stream=sys.stderr, level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # One line per provider request is noise at INFO; our own logs say what matters.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # One line per provider request is noise at INFO, and their DEBUG traces can quote keys.
+    quiet_http_library_logs()
 
 
 def _first_router_error(exc: BaseException) -> MemoryRouterError | None:

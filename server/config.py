@@ -8,11 +8,20 @@ from __future__ import annotations
 import getpass
 import os
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.errors import ConfigError
@@ -42,7 +51,10 @@ class Alias(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEMORY_ROUTER_", extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a refused value (an API key) never appears in a validation error's text.
+    model_config = SettingsConfigDict(
+        env_prefix="MEMORY_ROUTER_", extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     # store
     store: str = Field(default_factory=default_store_url)
@@ -106,6 +118,22 @@ class Settings(BaseSettings):
     # from the TOML file
     config: Path | None = None
     aliases: dict[str, Alias] = Field(default_factory=dict)
+
+    @field_validator("anthropic_api_key", "openai_api_key", "gemini_api_key", "ollama_api_key")
+    @classmethod
+    def _clean_key(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """Surrounding whitespace (a CRLF env file) is dropped; a control character inside is refused,
+        since an HTTP library would quote the whole header, key included, in its error."""
+        if key is None:
+            return None
+        value = key.get_secret_value().strip()
+        if any(unicodedata.category(char) == "Cc" for char in value):
+            variable = " or ".join(sorted(_env_names(info.field_name or "")))
+            raise ValueError(
+                f"{variable} contains a control character inside the key (value not shown); "
+                "set it to the key alone"
+            )
+        return SecretStr(value)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
