@@ -24,7 +24,7 @@ from server.memory.service import (
     MemoryService,
 )
 from server.memory.storage import Owner
-from server.providers import Provider, make_provider
+from server.providers import Clock, Provider, make_provider
 from server.providers.types import (
     CompletionRequest,
     CompletionResponse,
@@ -148,15 +148,23 @@ class _FallbackChain:
 class Router:
     """Routes completions. One per server; providers are built once and share one HTTP client."""
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient, memory: MemoryService) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        memory: MemoryService,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
         self.settings = settings
         self.http = http
         self.memory = memory
+        self._clock = clock  # the providers' deadlines and backoff; tests pass a fake one
         self._providers: dict[str, Provider] = {}
 
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
-            self._providers[name] = make_provider(name, self.settings, self.http)
+            self._providers[name] = make_provider(name, self.settings, self.http, clock=self._clock)
         return self._providers[name]
 
     async def route(
