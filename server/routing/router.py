@@ -26,6 +26,12 @@ from server.memory.service import (
 from server.memory.storage import Owner
 from server.providers import Clock, Provider, make_provider
 from server.providers.types import (
+    MAX_FALLBACKS,
+    MAX_JSON_SIZE,
+    MAX_MESSAGES,
+    MAX_NAME_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_TOOLS,
     CompletionRequest,
     CompletionResponse,
     FinalResponse,
@@ -37,6 +43,7 @@ from server.providers.types import (
     ToolChoice,
     ToolSpec,
     Usage,
+    json_size_problem,
 )
 from server.routing.targets import Target, resolve_chain
 
@@ -58,6 +65,30 @@ class RouteRequest(BaseModel):
     fallbacks: list[str] = Field(default_factory=list)
     provider_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Extra request-body fields per provider name, sent only to that provider (e.g. Anthropic thinking)."""
+
+    def check_limits(self) -> None:
+        """Refuse what is over the size limits at the top level; the neutral types bound what they hold."""
+        problem = self._over_limit()
+        if problem is not None:
+            raise RoutingError(
+                f"Invalid request: {problem}. See the limits of route_completion in the README."
+            )
+
+    def _over_limit(self) -> str | None:
+        counts = (
+            ("messages", len(self.messages), MAX_MESSAGES, "entries"),
+            ("tools", len(self.tools), MAX_TOOLS, "entries"),
+            ("fallbacks", len(self.fallbacks), MAX_FALLBACKS, "entries"),
+            ("system", len(self.system or ""), MAX_TEXT_CHARS, "characters"),
+        )
+        for field, count, limit, unit in counts:
+            if count > limit:
+                return f"`{field}` has {count:,} {unit}; at most {limit:,} are allowed"
+        for name in [self.model or "", *self.fallbacks]:
+            if len(name) > MAX_NAME_CHARS:
+                return f"a model name has {len(name):,} characters; at most {MAX_NAME_CHARS} are allowed"
+        problem = json_size_problem(self.provider_options, MAX_JSON_SIZE)
+        return None if problem is None else f"`provider_options` {problem}"
 
 
 class MemoryOp(BaseModel):
@@ -201,7 +232,8 @@ class Router:
         )
 
     async def _prepare(self, request: RouteRequest, owner: Owner) -> PreparedRoute:
-        """Resolve the targets and add the memory tool and preamble when memory is on."""
+        """Check the sizes, resolve the targets and add the memory tool and preamble when memory is on."""
+        request.check_limits()
         chain = resolve_chain(request.model, request.fallbacks, self.settings)
         if not request.memory:
             return PreparedRoute(request, chain, request.system, list(request.tools))
