@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import anyio
 import httpx
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from server.config import Settings
 from server.errors import ProviderError, RoutingError
@@ -176,6 +176,18 @@ class _FallbackChain:
             await self._on_text(text)
 
 
+def _history_turn(target: Target, response: CompletionResponse) -> Message:
+    """The answer as a turn of history, which is held to the same limits as the caller's messages."""
+    try:
+        return response.message()
+    except ValidationError as e:
+        fields = ", ".join(sorted({".".join(str(p) for p in error["loc"]) for error in e.errors()}))
+        raise RoutingError(
+            f"{target} answered with more than a message may hold ({fields} over the limits of "
+            "route_completion in the README)."
+        ) from None
+
+
 class Router:
     """Routes completions. One per server; providers are built once and share one HTTP client."""
 
@@ -211,7 +223,7 @@ class Router:
         for _ in range(rounds):
             target, response = await self._complete_with_fallback(prepared, produced, chain)
             usage = usage + response.usage
-            produced.append(response.message())
+            produced.append(_history_turn(target, response))
             internal, host = prepared.split_calls(response.tool_calls)
             ops.extend(await self._run_memory_calls(owner, internal, produced))
             if host or not internal:

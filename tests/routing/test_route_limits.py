@@ -7,7 +7,7 @@ from typing import Any
 
 import anyio
 import pytest
-from fake_llm import FakeLLM, Turn
+from fake_llm import Call, FakeLLM, Turn
 from mcp import Client
 from mcp_helpers import text_of
 from routing_helpers import QUESTION, WEATHER_TOOL, route, structured
@@ -24,6 +24,7 @@ from server.providers.types import (
     MAX_PARTS_PER_MESSAGE,
     MAX_STOP_SEQUENCES,
     MAX_TEXT_CHARS,
+    MAX_TOOL_CALLS_PER_MESSAGE,
     MAX_TOOLS,
 )
 
@@ -128,3 +129,14 @@ async def test_an_argument_over_its_limit_is_a_tool_error_naming_the_limit(
     assert expected in text_of(result)
     assert "Traceback" not in text_of(result)
     assert fake.requests == []
+
+
+async def test_an_answer_over_the_limits_of_history_is_a_clear_tool_error(
+    settings: Settings, fake: FakeLLM
+) -> None:
+    # An OpenAI-compatible server may answer anything; a turn the host could not send back is refused.
+    fake.script(Turn.calling(*[Call("get_weather", {"city": "Paris"})] * (MAX_TOOL_CALLS_PER_MESSAGE + 1)))
+    async with Client(build_server(settings)) as client:
+        result = await route(client, MODEL, QUESTION)
+    assert result.is_error
+    assert "openai/model-a answered with more than a message may hold (tool_calls over" in text_of(result)
