@@ -22,7 +22,7 @@ from server.memory.preamble import PreambleBudget
 from server.memory.service import MemoryService
 from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
 from server.memory.store import open_store
-from server.providers import quiet_http_library_logs
+from server.providers import NO_PROVIDER, quiet_http_library_logs
 from server.providers.types import Message
 from server.routing.catalog import describe_models
 from server.routing.router import Router, RouteRequest
@@ -133,10 +133,18 @@ async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     except MemoryRouterError as e:
         report(False, "store", f"{e} (check MEMORY_ROUTER_STORE)")
         return 1
+    _report_providers(catalog, report)
+    default = catalog["default_model"]
+    print(f"default model: {default or 'none (set MEMORY_ROUTER_DEFAULT_MODEL or a provider key)'}")
+    return 0 if healthy else 1
+
+
+def _report_providers(catalog: dict[str, Any], report: Callable[[bool, str, str], None]) -> None:
+    """Configured providers must work; unconfigured ones are information, but one must be configured."""
     for entry in catalog["providers"]:
         name = entry["provider"]
         if not entry["configured"]:
-            print(f"--   {name}: not configured (set {entry['key_env']} to use it)")
+            print(f"--   {name}: not configured ({entry['problem']} to use it)")
         elif entry["usable"]:
             report(True, name, f"answers at {entry['base_url_env']}; default {entry['default_model']}")
         else:
@@ -146,9 +154,8 @@ async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
                 else (f"start Ollama or set {entry['base_url_env']}")
             )
             report(False, name, f"{entry['problem']} ({hint})")
-    default = catalog["default_model"]
-    print(f"default model: {default or 'none (set MEMORY_ROUTER_DEFAULT_MODEL or a provider key)'}")
-    return 0 if healthy else 1
+    if not any(entry["configured"] for entry in catalog["providers"]):
+        report(False, "providers", NO_PROVIDER)
 
 
 # ---- memory ------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from server.memory.service import (
     MemoryService,
 )
 from server.memory.storage import Owner
-from server.providers import Clock, Provider, make_provider
+from server.providers import Clock, Provider, ProviderDirectory
 from server.providers.types import (
     MAX_FALLBACKS,
     MAX_JSON_SIZE,
@@ -45,7 +45,7 @@ from server.providers.types import (
     Usage,
     json_size_problem,
 )
-from server.routing.targets import Target, resolve_chain
+from server.routing.targets import Target, resolve_targets
 
 MEMORY_TOOL = ToolSpec(
     name=MEMORY_TOOL_NAME, description=MEMORY_TOOL_DESCRIPTION, input_schema=MEMORY_TOOL_INPUT_SCHEMA
@@ -202,13 +202,11 @@ class Router:
         self.settings = settings
         self.http = http
         self.memory = memory
-        self._clock = clock  # the providers' deadlines and backoff; tests pass a fake one
-        self._providers: dict[str, Provider] = {}
+        # The clock times the providers' deadlines and backoff; tests pass a fake one.
+        self.providers = ProviderDirectory(settings, http, clock=clock)
 
     def provider(self, name: str) -> Provider:
-        if name not in self._providers:
-            self._providers[name] = make_provider(name, self.settings, self.http, clock=self._clock)
-        return self._providers[name]
+        return self.providers.adapter(name)
 
     async def route(
         self, request: RouteRequest, owner: Owner, on_text: TextSink | None = None
@@ -246,7 +244,7 @@ class Router:
     async def _prepare(self, request: RouteRequest, owner: Owner) -> PreparedRoute:
         """Check the sizes, resolve the targets and add the memory tool and preamble when memory is on."""
         request.check_limits()
-        chain = resolve_chain(request.model, request.fallbacks, self.settings)
+        chain = await resolve_targets(request.model, request.fallbacks, self.settings, self.providers)
         if not request.memory:
             return PreparedRoute(request, chain, request.system, list(request.tools))
         if any(tool.name == MEMORY_TOOL_NAME for tool in request.tools):

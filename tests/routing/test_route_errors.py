@@ -34,7 +34,7 @@ async def test_an_unusable_model_is_a_tool_error_listing_what_is_configured(
     for part in [
         *expected,
         "Configured providers: anthropic, gemini, ollama.",
-        "To add one, set OPENAI_API_KEY.",
+        "To add one: set OPENAI_API_KEY.",
     ]:
         assert part in text
     assert fake.requests == []
