@@ -22,9 +22,9 @@ from server.memory.preamble import PreambleBudget
 from server.memory.service import MemoryService
 from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
 from server.memory.store import open_store
-from server.providers import NO_PROVIDER, quiet_http_library_logs
+from server.providers import NO_PROVIDER, ProviderDirectory, quiet_http_library_logs
 from server.providers.types import Message
-from server.routing.catalog import describe_models
+from server.routing.catalog import describe_models, describe_providers, model_lines, model_notes
 from server.routing.router import Router, RouteRequest
 
 logger = logging.getLogger("server")
@@ -134,6 +134,7 @@ async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
         report(False, "store", f"{e} (check MEMORY_ROUTER_STORE)")
         return 1
     _report_providers(catalog, report)
+    _print_models_section(catalog)
     default = catalog["default_model"]
     print(f"default model: {default or 'none (set MEMORY_ROUTER_DEFAULT_MODEL or a provider key)'}")
     return 0 if healthy else 1
@@ -146,7 +147,10 @@ def _report_providers(catalog: dict[str, Any], report: Callable[[bool, str, str]
         if not entry["configured"]:
             print(f"--   {name}: not configured ({entry['problem']} to use it)")
         elif entry["usable"]:
-            report(True, name, f"answers at {entry['base_url_env']}; default {entry['default_model']}")
+            count = f"{len(entry['models'])} model{'' if len(entry['models']) == 1 else 's'}"
+            report(
+                True, name, f"answers at {entry['base_url_env']}; {count}; default {entry['default_model']}"
+            )
         else:
             hint = (
                 f"check {entry['key_env']} and {entry['base_url_env']}"
@@ -156,6 +160,34 @@ def _report_providers(catalog: dict[str, Any], report: Callable[[bool, str, str]
             report(False, name, f"{entry['problem']} ({hint})")
     if not any(entry["configured"] for entry in catalog["providers"]):
         report(False, "providers", NO_PROVIDER)
+
+
+def _print_models_section(catalog: dict[str, Any], shown: int = 5) -> None:
+    print("models (all of them: memory-router models):")
+    for entry in catalog["providers"]:
+        if entry["configured"]:
+            names = [model.partition("/")[2] for model in entry["models"]]
+            more = f" and {len(names) - shown} more" if len(names) > shown else ""
+            note = f" ({entry['models_note']})" if "models_note" in entry else ""
+            print(f"  {entry['provider']}: {', '.join(names[:shown]) or 'none'}{more}{note}")
+
+
+async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    """The `router://models` document for hosts that cannot read resources."""
+    timeout = httpx.Timeout(settings.request_timeout_seconds, connect=10.0)
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        catalog = await describe_providers(ProviderDirectory(settings, http), fresh=True, wait=args.wait)
+    if args.json:
+        print(json.dumps(catalog, indent=2))
+    else:
+        for line in model_lines(catalog):
+            print(line)
+        for note in model_notes(catalog):
+            print(note, file=sys.stderr)
+    if not any(entry["configured"] for entry in catalog["providers"]):
+        print(f"memory-router: {NO_PROVIDER}", file=sys.stderr)
+        return 1
+    return 0
 
 
 # ---- memory ------------------------------------------------------------------------------------
@@ -316,6 +348,11 @@ def _parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check the store and every configured provider")
     doctor.add_argument("--wait", type=float, default=10.0, help="seconds to wait for each provider")
     doctor.set_defaults(run=cmd_doctor)
+
+    models = commands.add_parser("models", help="list every configured provider's models, one per line")
+    models.add_argument("--json", action="store_true", help="print the router://models document")
+    models.add_argument("--wait", type=float, default=10.0, help="seconds to wait for each provider's list")
+    models.set_defaults(run=cmd_models)
 
     memory = commands.add_parser("memory", help="manage stored memories")
     actions = memory.add_subparsers(dest="action", required=True)

@@ -39,6 +39,14 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class ModelList(WireModel, ABC):
+    """A list-models response body, as each adapter reads it."""
+
+    @abstractmethod
+    def ids(self) -> list[str]:
+        """The names to route to, as `provider/<name>` takes them."""
+
+
 Wire = TypeVar("Wire", bound=BaseModel)
 Body = TypeVar("Body", bound=BaseModel)
 Event = TypeVar("Event", bound=BaseModel)
@@ -67,7 +75,9 @@ class Provider(Protocol):
         """Use inside `contextlib.aclosing` so an abandoned stream closes its HTTP response at once."""
         ...
 
-    async def check(self) -> None: ...
+    async def list_models(self) -> list[str]:
+        """The provider's models, from its list endpoint (also the cheap authenticated check)."""
+        ...
 
 
 class StreamDecoder(ABC, Generic[Event, Body]):
@@ -139,6 +149,7 @@ class StreamDecoder(ABC, Generic[Event, Body]):
 class HttpProvider(ABC, Generic[Body]):
     name: str  # set by each adapter class
     response_model: type[Body]  # the non-streamed response body, as each adapter reads it
+    model_list: type[ModelList]  # the list-models body, as each adapter reads it
 
     def __init__(
         self,
@@ -187,7 +198,7 @@ class HttpProvider(ABC, Generic[Body]):
         return header_retry_hint(headers)
 
     @abstractmethod
-    def check_request(self) -> WireRequest: ...
+    def models_request(self) -> WireRequest: ...
 
     # The two verbs, written once.
 
@@ -206,8 +217,9 @@ class HttpProvider(ABC, Generic[Body]):
             yield event
         yield FinalResponse(response=decoder.response)
 
-    async def check(self) -> None:
-        await self.http.request_json(self.check_request(), None)
+    async def list_models(self) -> list[str]:
+        payload = await self.http.request_json(self.models_request(), None)
+        return self.validated(self.model_list, payload, None).ids()
 
     def read_payload(self, payload: Any, request: CompletionRequest) -> CompletionResponse:
         return self.parse_response(self.validated(self.response_model, payload, request.model), request)

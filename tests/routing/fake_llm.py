@@ -456,6 +456,60 @@ def classify(provider: str, path: str, body: dict[str, Any]) -> tuple[str, bool]
     return body.get("model", ""), bool(body.get("stream", FORMATS[provider].stream_by_default))
 
 
+# The list-models bodies, as each provider sends them (Gemini's embedding model cannot be routed to).
+LISTINGS: dict[str, dict[str, Any]] = {
+    "anthropic": {
+        "data": [
+            {
+                "type": "model",
+                "id": "model-a",
+                "display_name": "Model A",
+                "created_at": "2025-09-29T00:00:00Z",
+            },
+            {
+                "type": "model",
+                "id": "model-b",
+                "display_name": "Model B",
+                "created_at": "2025-05-22T00:00:00Z",
+            },
+        ],
+        "has_more": False,
+        "first_id": "model-a",
+        "last_id": "model-b",
+    },
+    "openai": {
+        "object": "list",
+        "data": [
+            {"id": "model-a", "object": "model", "created": CREATED, "owned_by": "system"},
+            {"id": "model-b", "object": "model", "created": CREATED, "owned_by": "system"},
+        ],
+    },
+    "gemini": {
+        "models": [
+            {
+                "name": "models/model-a",
+                "displayName": "Model A",
+                "supportedGenerationMethods": ["generateContent", "countTokens"],
+            },
+            {"name": "models/embedding-a", "supportedGenerationMethods": ["embedContent"]},
+        ],
+        "nextPageToken": "",
+    },
+    "ollama": {
+        "models": [
+            {
+                "name": "model-a:latest",
+                "model": "model-a:latest",
+                "modified_at": "2025-05-13T20:47:31.452Z",
+                "size": 2019393189,
+                "digest": "a80c4f17acd5",
+                "details": {"format": "gguf", "family": "llama", "parameter_size": "3.2B"},
+            }
+        ]
+    },
+}
+
+
 PATHS = {"/v1/messages": "anthropic", "/v1/chat/completions": "openai", "/api/chat": "ollama"}
 
 
@@ -506,7 +560,7 @@ class FakeLLM:
                 Route("/v1/chat/completions", self._handler("openai"), methods=["POST"]),
                 Route("/v1beta/models/{target:path}", self._handler("gemini"), methods=["POST"]),
                 Route("/api/chat", self._handler("ollama"), methods=["POST"]),
-                # The cheap authenticated requests of `memory-router doctor`.
+                # The model listings (`router://models`), also the cheap authenticated requests of `doctor`.
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/v1beta/models", self._models, methods=["GET"]),
                 Route("/api/tags", self._models, methods=["GET"]),
@@ -514,7 +568,8 @@ class FakeLLM:
         )
 
     def reset(self) -> None:
-        """Forget the script, the requests and the disconnects, as if just started."""
+        """Forget the script, the requests, the disconnects and listing errors, as if just started."""
+        self.listing_errors: dict[str, tuple[int, str]] = {}
         self.disconnects = 0
         self.turns.clear()
         self.requests.clear()
@@ -559,7 +614,8 @@ class FakeLLM:
         return handle
 
     async def _models(self, request: Request) -> Response:
-        """A one-model listing when the request carries KEY the provider's way, else its 401."""
+        """The provider's model listing (LISTINGS) when the request carries KEY the provider's way, else
+        its 401; or the error `listing_errors` names for that provider."""
         headers = request.headers
         path = request.url.path
         provider = {"/v1beta/models": "gemini", "/api/tags": "ollama"}.get(path)
@@ -573,13 +629,10 @@ class FakeLLM:
         self.requests.append(Recorded(provider, path, request.url.query, dict(headers), {}, False, ""))
         if sent != KEY:
             return JSONResponse(FORMATS[provider].error(401, "invalid api key"), status_code=401)
-        listing = {
-            "anthropic": {"data": [{"type": "model", "id": "model-a"}], "has_more": False},
-            "openai": {"object": "list", "data": [{"id": "model-a", "object": "model"}]},
-            "gemini": {"models": [{"name": "models/model-a"}]},
-            "ollama": {"models": [{"name": "model-a", "model": "model-a"}]},
-        }[provider]
-        return JSONResponse(listing)
+        if provider in self.listing_errors:
+            status, message = self.listing_errors[provider]
+            return JSONResponse(FORMATS[provider].error(status, message), status_code=status)
+        return JSONResponse(LISTINGS[provider])
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[FakeLLM]:

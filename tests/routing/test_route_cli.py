@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -68,6 +69,33 @@ async def test_doctor_checks_the_store_and_every_provider_with_an_authenticated_
     for provider in ("anthropic", "openai", "gemini", "ollama"):
         assert f"ok   {provider}:" in out
     assert {r.provider for r in fake.requests} == {"anthropic", "openai", "gemini", "ollama"}
+
+
+async def test_doctor_has_a_models_section_and_models_prints_one_model_per_line(
+    fake: FakeLLM, tmp_path: Path
+) -> None:
+    doctor = await cli(fake, tmp_path / "store", "doctor")
+    assert "ok   anthropic: answers at ANTHROPIC_BASE_URL; 2 models;" in doctor.stdout.decode()
+    assert "  gemini: model-a\n" in doctor.stdout.decode()
+
+    fake.listing_errors["openai"] = (500, "listing is down")
+    listed = await cli(fake, tmp_path / "store", "models", GEMINI_API_KEY="")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.decode().splitlines() == [
+        "anthropic/model-a",
+        "anthropic/model-b",
+        "openai/gpt-4.1-mini",
+        "ollama/model-a:latest",
+    ]
+    stderr = listed.stderr.decode()
+    assert "gemini: not configured (set GEMINI_API_KEY)" in stderr
+    assert "openai: could not list the models; showing the default model (" in stderr
+    assert "listing is down" in stderr
+
+    as_json = await cli(fake, tmp_path / "store", "models", "--json")
+    catalog = json.loads(as_json.stdout)
+    assert [p["models"] for p in catalog["providers"]][2] == ["gemini/model-a"]
+    assert catalog["default_model"] == "anthropic/claude-sonnet-4-5"
 
 
 async def test_doctor_names_a_rejected_key_and_the_variables_to_check_without_showing_it(
