@@ -24,7 +24,8 @@ from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
 from server.memory.store import open_store
 from server.providers import NO_PROVIDER, ProviderDirectory, quiet_http_library_logs
 from server.providers.types import Message
-from server.routing.catalog import describe_models, describe_providers, model_lines, model_notes
+from server.routing.catalog import describe_models, describe_providers
+from server.routing.catalog_text import doctor_lines, model_lines, model_notes, status_line
 from server.routing.router import Router, RouteRequest
 
 logger = logging.getLogger("server")
@@ -114,62 +115,26 @@ async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
-
-    healthy = True
-
-    def report(ok: bool, what: str, detail: str) -> None:
-        nonlocal healthy
-        healthy = healthy and ok
-        print(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}")
-
     try:
         async with open_store(settings) as store:
             count = await store.count(Owner(user=settings.user, session="doctor"), Scope.USER)
-            report(True, "store", f"{settings.store} opens; {count} user memories for {settings.user!r}")
+            print(
+                status_line(
+                    True, "store", f"{settings.store} opens; {count} user memories for {settings.user!r}"
+                )
+            )
             timeout = httpx.Timeout(settings.request_timeout_seconds, connect=10.0)
             async with httpx.AsyncClient(timeout=timeout) as http:
                 router = Router(settings, http, _memory_service(store, settings))
                 catalog = await describe_models(router, probe_all=True, wait=args.wait)
     except MemoryRouterError as e:
-        report(False, "store", f"{e} (check MEMORY_ROUTER_STORE)")
+        print(status_line(False, "store", f"{e} (check MEMORY_ROUTER_STORE)"))
         return 1
-    _report_providers(catalog, report)
-    _print_models_section(catalog)
+    lines, healthy = doctor_lines(catalog)
+    print("\n".join(lines))
     default = catalog["default_model"]
     print(f"default model: {default or 'none (set MEMORY_ROUTER_DEFAULT_MODEL or a provider key)'}")
     return 0 if healthy else 1
-
-
-def _report_providers(catalog: dict[str, Any], report: Callable[[bool, str, str], None]) -> None:
-    """Configured providers must work; unconfigured ones are information, but one must be configured."""
-    for entry in catalog["providers"]:
-        name = entry["provider"]
-        if not entry["configured"]:
-            print(f"--   {name}: not configured ({entry['problem']} to use it)")
-        elif entry["usable"]:
-            count = f"{len(entry['models'])} model{'' if len(entry['models']) == 1 else 's'}"
-            report(
-                True, name, f"answers at {entry['base_url_env']}; {count}; default {entry['default_model']}"
-            )
-        else:
-            hint = (
-                f"check {entry['key_env']} and {entry['base_url_env']}"
-                if entry["key_env"]
-                else (f"start Ollama or set {entry['base_url_env']}")
-            )
-            report(False, name, f"{entry['problem']} ({hint})")
-    if not any(entry["configured"] for entry in catalog["providers"]):
-        report(False, "providers", NO_PROVIDER)
-
-
-def _print_models_section(catalog: dict[str, Any], shown: int = 5) -> None:
-    print("models (all of them: memory-router models):")
-    for entry in catalog["providers"]:
-        if entry["configured"]:
-            names = [model.partition("/")[2] for model in entry["models"]]
-            more = f" and {len(names) - shown} more" if len(names) > shown else ""
-            note = f" ({entry['models_note']})" if "models_note" in entry else ""
-            print(f"  {entry['provider']}: {', '.join(names[:shown]) or 'none'}{more}{note}")
 
 
 async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:

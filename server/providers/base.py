@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from server.errors import ProviderError, ProviderErrorCategory
 from server.providers.failures import ErrorDetail, RetryHint, header_retry_hint
 from server.providers.framing import Framing
-from server.providers.transport import Clock, HttpCaller, RetryPolicy, WireRequest
+from server.providers.transport import Clock, HttpCaller, RetryPolicy, WireRequest, origin
 from server.providers.types import (
     CompletionRequest,
     CompletionResponse,
@@ -45,6 +45,16 @@ class ModelList(WireModel, ABC):
     @abstractmethod
     def ids(self) -> list[str]:
         """The names to route to, as `provider/<name>` takes them."""
+
+
+def bare_address_advice(base_url: str, list_path: str) -> str:
+    """For vendors whose base URL is the server's address alone (they add the API path themselves)."""
+    address = origin(base_url)
+    if address != base_url:
+        return (
+            f"it is usually the server's address alone, without a path (try {address}); {list_path} is added"
+        )
+    return f"nothing is served at {base_url}{list_path}"
 
 
 Wire = TypeVar("Wire", bound=BaseModel)
@@ -77,6 +87,10 @@ class Provider(Protocol):
 
     async def list_models(self) -> list[str]:
         """The provider's models, from its list endpoint (also the cheap authenticated check)."""
+        ...
+
+    def not_found_advice(self) -> str:
+        """What a 404 from the list endpoint suggests about the base URL."""
         ...
 
 
@@ -160,7 +174,9 @@ class HttpProvider(ABC, Generic[Body]):
         default_model: str,
         policy: RetryPolicy | None = None,
         clock: Clock | None = None,
+        key_env: str | None = None,
     ) -> None:
+        """`key_env` is the variable a refused key is named by in errors."""
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.default_model = default_model
@@ -172,6 +188,7 @@ class HttpProvider(ABC, Generic[Body]):
             retry_hint=self.retry_hint,
             policy=policy or RetryPolicy(),
             clock=clock or Clock(),
+            key_env=key_env,
         )
 
     def __repr__(self) -> str:
@@ -199,6 +216,9 @@ class HttpProvider(ABC, Generic[Body]):
 
     @abstractmethod
     def models_request(self) -> WireRequest: ...
+
+    @abstractmethod
+    def not_found_advice(self) -> str: ...
 
     # The two verbs, written once.
 

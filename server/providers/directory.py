@@ -11,7 +11,13 @@ import httpx
 from server.config import Settings
 from server.errors import ProviderError
 from server.providers.base import Provider
-from server.providers.registry import PROVIDER_NAMES, ProviderName, is_configured, make_provider
+from server.providers.registry import (
+    PROVIDER_NAMES,
+    ProviderName,
+    is_configured,
+    make_provider,
+    provider_info,
+)
 from server.providers.transport import Clock, RetryPolicy
 
 # Ollama at its default address is looked for once, quickly, and never retried: a local server that
@@ -88,7 +94,13 @@ class ProviderDirectory:
             try:
                 listing = ModelListing(await adapter.list_models())
             except ProviderError as e:
-                listing = ModelListing([adapter.default_model], str(e))
+                listing = ModelListing([adapter.default_model], self._problem(name, adapter, e))
         ttl = MODEL_LIST_TTL if listing.problem is None else MODEL_LIST_FAILURE_TTL
         self._listings[name] = (now + ttl, listing)
         return listing
+
+    @staticmethod
+    def _problem(name: str, adapter: Provider, error: ProviderError) -> str:
+        if error.status == 404:
+            return f"{error} (check {provider_info(name).base_url_env}: {adapter.not_found_advice()})"
+        return str(error)

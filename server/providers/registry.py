@@ -110,4 +110,5 @@ def make_provider(
         default_model=info.default_model,
         policy=policy,
         clock=clock,
+        key_env=info.key_env or "OLLAMA_API_KEY",  # Ollama's key is for ollama.com only
     )

@@ -81,8 +81,10 @@ class HttpCaller:
         retry_hint: RetryHintReader,
         policy: RetryPolicy,
         clock: Clock,
+        key_env: str | None = None,
     ) -> None:
         self._client = client
+        self._key_env = key_env
         self._provider = provider
         self._secrets = secrets
         self._parse_error = parse_error
@@ -92,7 +94,12 @@ class HttpCaller:
 
     def error(self, detail: ErrorDetail, model: str | None, status: int | None = None) -> ProviderError:
         return build_error(
-            provider=self._provider, model=model, status=status, detail=detail, secrets=self._secrets
+            provider=self._provider,
+            model=model,
+            status=status,
+            detail=detail,
+            secrets=self._secrets,
+            key_env=self._key_env,
         )
 
     async def request_json(self, wire: WireRequest, model: str | None) -> Any:
@@ -204,6 +211,7 @@ class HttpCaller:
             detail=detail,
             secrets=self._secrets,
             hint=self._retry_hint(response.headers),
+            key_env=self._key_env,
         )
 
     def _decode_json(self, content: bytes, model: str | None, status: int) -> Any:
@@ -231,7 +239,7 @@ class HttpCaller:
             raise self.error(detail, model) from e
         except httpx.TransportError as e:
             if _refused(e):
-                message = f"connection refused at {_origin(url)}: is the server running there?"
+                message = f"connection refused at {origin(url)}: is the server running there?"
             else:
                 message = f"connection to the provider failed ({type(e).__name__}: {e})"
             # Retryable even when refused: another model may still answer (we just do not retry it here).
@@ -248,7 +256,7 @@ def _refused(error: BaseException | None) -> bool:
     return False
 
 
-def _origin(raw: str) -> str:
+def origin(raw: str) -> str:
     """scheme://host:port only: a path or query could carry a key, userinfo a password."""
     url = httpx.URL(raw)
     port = f":{url.port}" if url.port is not None else ""

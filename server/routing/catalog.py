@@ -72,20 +72,3 @@ def _entry(name: str, listing: ModelListing | None, ollama_host: str) -> dict[st
         entry["models_note"] = LISTING_FAILED
     entry["models"] = [f"{name}/{model}" for model in listing.models]
     return entry
-
-
-def model_lines(catalog: dict[str, Any]) -> list[str]:
-    """One `provider/model` per line, configured providers only."""
-    return [model for entry in catalog["providers"] for model in entry["models"]]
-
-
-def model_notes(catalog: dict[str, Any]) -> list[str]:
-    """What the lines leave out: unconfigured providers, and lists that could not be read."""
-    notes = []
-    for entry in catalog["providers"]:
-        name = entry["provider"]
-        if not entry["configured"]:
-            notes.append(f"{name}: not configured ({entry['problem']})")
-        elif "models_note" in entry:
-            notes.append(f"{name}: {entry['models_note']} ({entry['problem']})")
-    return notes

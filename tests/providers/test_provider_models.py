@@ -151,3 +151,37 @@ async def test_a_list_endpoint_that_does_not_answer_in_time_shows_the_default_mo
         listing = await providers.models("anthropic", wait=0.01)
     assert listing.models == ["claude-sonnet-4-5"]
     assert listing.problem == "no answer within 0.01s"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name", "advice"),
+    [
+        (
+            {"OPENAI_BASE_URL": "http://127.0.0.1:8000"},
+            "openai",
+            "check OPENAI_BASE_URL: OpenAI-compatible servers usually serve their API under /v1 "
+            "(try http://127.0.0.1:8000/v1)",
+        ),
+        (
+            {"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"},
+            "openai",
+            "nothing is served at http://127.0.0.1:8000/v1/models; is it an OpenAI-compatible server?",
+        ),
+        (
+            {"ANTHROPIC_BASE_URL": "https://gateway.test/v1"},
+            "anthropic",
+            "check ANTHROPIC_BASE_URL: it is usually the server's address alone, without a path "
+            "(try https://gateway.test); /v1/models is added",
+        ),
+        ({"GEMINI_BASE_URL": "https://gemini.test/v1beta"}, "gemini", "(try https://gemini.test)"),
+        ({"OLLAMA_HOST": "http://gpu:11434/api"}, "ollama", "(try http://gpu:11434); /api/tags is added"),
+    ],
+)
+async def test_a_list_endpoint_that_answers_404_suggests_the_usual_base_url(
+    overrides: dict[str, str], name: str, advice: str
+) -> None:
+    upstream = Upstream(json_reply(404, {"error": "404 page not found"}))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(upstream))
+    providers = ProviderDirectory(settings(max_retries=0, **overrides), client, clock=FakeClock().clock())
+    listing = await providers.models(name)
+    assert listing.problem is not None and advice in listing.problem

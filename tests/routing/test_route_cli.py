@@ -98,6 +98,25 @@ async def test_doctor_has_a_models_section_and_models_prints_one_model_per_line(
     assert catalog["default_model"] == "anthropic/claude-sonnet-4-5"
 
 
+async def test_doctor_suggests_the_usual_path_when_a_base_url_answers_404(
+    fake: FakeLLM, tmp_path: Path
+) -> None:
+    done = await cli(
+        fake, tmp_path / "store", "doctor", OPENAI_BASE_URL=fake.url, ANTHROPIC_BASE_URL=f"{fake.url}/v1"
+    )
+    out = done.stdout.decode()
+    assert done.returncode == 1
+    assert (
+        "(check OPENAI_BASE_URL: OpenAI-compatible servers usually serve their API under /v1 "
+        f"(try {fake.url}/v1))"
+    ) in out
+    assert (
+        f"(check ANTHROPIC_BASE_URL: it is usually the server's address alone, without a path (try {fake.url})"
+        in out
+    )
+    assert "ok   gemini:" in out
+
+
 async def test_doctor_names_a_rejected_key_and_the_variables_to_check_without_showing_it(
     fake: FakeLLM, tmp_path: Path
 ) -> None:
@@ -106,6 +125,6 @@ async def test_doctor_names_a_rejected_key_and_the_variables_to_check_without_sh
     out = done.stdout.decode() + done.stderr.decode()
     assert done.returncode == 1
     assert "FAIL openai: authentication error" in out
-    assert "check OPENAI_API_KEY and OPENAI_BASE_URL" in out
+    assert "invalid api key (check OPENAI_API_KEY)" in out
     assert "ok   anthropic:" in out
     assert wrong not in out and KEY not in out

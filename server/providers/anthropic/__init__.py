@@ -197,6 +197,9 @@ class AnthropicProvider(HttpProvider[wire.Message]):
     def models_request(self) -> WireRequest:
         return models.request(self.base_url, self._headers())
 
+    def not_found_advice(self) -> str:
+        return models.not_found_advice(self.base_url)
+
 
 def _error_detail(status: int, error: wire.ErrorObject) -> ErrorDetail:
     if error.details is not None and error.details.error_code == "enforced_spend_limit_reached":

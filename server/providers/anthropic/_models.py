@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from server.providers.base import ModelList, WireModel
+from server.providers.base import ModelList, WireModel, bare_address_advice
 from server.providers.transport import WireRequest
 
 
@@ -24,3 +24,7 @@ class Listing(ModelList):
 
 def request(base_url: str, headers: dict[str, str]) -> WireRequest:
     return WireRequest("GET", f"{base_url}/v1/models?limit=1000", headers)
+
+
+def not_found_advice(base_url: str) -> str:
+    return bare_address_advice(base_url, "/v1/models")

@@ -238,6 +238,9 @@ class GeminiProvider(HttpProvider[wire.Response]):
     def models_request(self) -> WireRequest:
         return models.request(self.base_url, self._headers())
 
+    def not_found_advice(self) -> str:
+        return models.not_found_advice(self.base_url)
+
 
 def _finish(raw: str | None, calls: list[ToolCall]) -> FinishReason:
     if raw in _FILTERED:

@@ -167,6 +167,9 @@ class OllamaProvider(HttpProvider[_Chat]):
     def models_request(self) -> WireRequest:
         return models.request(self.base_url, self._headers())
 
+    def not_found_advice(self) -> str:
+        return models.not_found_advice(self.base_url)
+
 
 def _error_detail(status: int, message: str | None) -> ErrorDetail:
     message = message or ""

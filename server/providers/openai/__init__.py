@@ -248,6 +248,9 @@ class OpenAIProvider(HttpProvider[_Completion]):
     def models_request(self) -> WireRequest:
         return models.request(self.base_url, self._headers())
 
+    def not_found_advice(self) -> str:
+        return models.not_found_advice(self.base_url)
+
 
 def _error_detail(status: int, error: _ErrorObject | str) -> ErrorDetail:
     if isinstance(error, str):

@@ -23,3 +23,9 @@ class Listing(ModelList):
 
 def request(base_url: str, headers: dict[str, str]) -> WireRequest:
     return WireRequest("GET", f"{base_url}/models", headers)
+
+
+def not_found_advice(base_url: str) -> str:
+    if not base_url.endswith("/v1"):
+        return f"OpenAI-compatible servers usually serve their API under /v1 (try {base_url}/v1)"
+    return f"nothing is served at {base_url}/models; is it an OpenAI-compatible server?"
