@@ -45,14 +45,14 @@ def _with_hint(entry: dict[str, Any]) -> str:
 
 
 def _models_section(catalog: dict[str, Any]) -> list[str]:
-    lines = ["models (all of them: memory-router models):"]
-    for entry in catalog["providers"]:
-        if entry["configured"]:
-            names = [model.partition("/")[2] for model in entry["models"]]
-            shown = ", ".join(names[:MODELS_SHOWN_BY_DOCTOR]) or "none"
-            more = len(names) - MODELS_SHOWN_BY_DOCTOR
-            note = f" ({entry['models_note']})" if "models_note" in entry else ""
-            lines.append(f"  {entry['provider']}: {shown}{f' and {more} more' if more > 0 else ''}{note}")
+    configured = [entry for entry in catalog["providers"] if entry["configured"]]
+    lines = ["models (all of them: memory-router models):"] if configured else []
+    for entry in configured:
+        names = [model.partition("/")[2] for model in entry["models"]]
+        shown = ", ".join(names[:MODELS_SHOWN_BY_DOCTOR]) or "none"
+        more = len(names) - MODELS_SHOWN_BY_DOCTOR
+        note = f" ({entry['models_note']})" if "models_note" in entry else ""
+        lines.append(f"  {entry['provider']}: {shown}{f' and {more} more' if more > 0 else ''}{note}")
     return lines
 
 

@@ -123,6 +123,7 @@ async def test_ask_and_doctor_with_no_provider_say_how_to_configure_one(tmp_path
     assert doctor.returncode == 1
     assert f"FAIL providers: {NO_PROVIDER}" in out
     assert "--   ollama: not configured" in out
+    assert "models (" not in out  # no empty models section
     assert "Traceback" not in doctor.stderr.decode()
 
 
