@@ -33,8 +33,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client, StdioServerParameters
 from pydantic import SecretStr
 
-from server.app import build_server
 from server.config import Settings
+from server.mcp.server import build_server
 from server.memory.service import MemoryService
 from server.memory.storage import Owner
 from server.memory.store import open_store

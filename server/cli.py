@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import anyio
 import httpx
 
-from server.config import Settings, load_settings
+from server.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, Settings, load_settings
 from server.errors import MemoryRouterError
 from server.memory.preamble import PreambleBudget
 from server.memory.service import MemoryService
@@ -56,12 +56,12 @@ def _first_router_error(exc: BaseException) -> MemoryRouterError | None:
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from server.app import build_server
+    from server.mcp.http import serve_http
+    from server.mcp.server import build_server
 
     if args.transport == "stdio":
         await build_server(settings).run_stdio_async()
         return 0
-    from server.http import serve_http
 
     await serve_http(settings, transport=args.transport, host=args.host, port=args.port)
     return 0
@@ -71,7 +71,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
-    from server.auth import token_command
+    from server.mcp.auth import token_command
 
     return token_command(args.action, args.user, settings)
 
@@ -294,8 +294,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
     serve.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--host", default=HTTP_DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=HTTP_DEFAULT_PORT)
     serve.set_defaults(run=cmd_serve)
 
     ask = commands.add_parser("ask", help="one completion with memory, printed as it streams")

@@ -11,8 +11,8 @@ from mcp import Client, types
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_helpers import read_json, text_of
 
-from server.app import build_server
 from server.config import Settings
+from server.mcp.server import build_server
 
 
 async def record(client: Client, scope: str, key: str, value: str, **extra: Any) -> types.CallToolResult:

@@ -8,8 +8,8 @@ from mcp import Client
 from mcp_helpers import read_json, text_of
 from routing_helpers import QUESTION, WEATHER_TOOL, route, structured
 
-from server.app import build_server
 from server.config import Alias, Settings
+from server.mcp.server import build_server
 
 MEMORY_CALL = Call("memory", {"op": "record", "scope": "session", "key": "step", "value": "thinking"})
 

@@ -21,8 +21,8 @@ from routing_helpers import (
     structured,
 )
 
-from server.app import build_server
 from server.config import Settings
+from server.mcp.server import build_server
 
 pytestmark = pytest.mark.parametrize("provider", PROVIDERS)
 

@@ -1,0 +1,94 @@
+"""`build_server(settings)`: the memory-router `MCPServer`.
+
+The lifespan owns the store and the shared HTTP client; tools and resources reach them through
+`ctx.request_context.lifespan_context` (an `AppState`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from mcp.server.mcpserver import MCPServer
+
+from server import __version__
+from server.config import Settings
+from server.mcp.legacy import add_legacy_subscriptions, add_logging_level
+from server.mcp.memory_tool import add_memory_tool
+from server.mcp.ratelimit import ToolCallRateLimit
+from server.mcp.resources import add_key_completion, add_memory_resources
+from server.mcp.route_tool import add_route_completion_tool
+from server.mcp.state import AppState, current_user
+from server.mcp.subscriptions import LegacySubscriptions, UserScopedBus
+from server.memory.preamble import PreambleBudget
+from server.memory.service import MemoryService
+from server.memory.storage import Owner, Scope
+from server.memory.store import open_store
+from server.routing.router import Router
+
+INSTRUCTIONS = (
+    "memory-router remembers facts about the user across sessions and hosts, and routes completions "
+    "to any configured model provider. Record durable facts with the `memory` tool (scope `user`) and "
+    "working notes with scope `session`; read them from the `memory://` resources."
+)
+
+
+def build_server(
+    settings: Settings, *, http_client: httpx.AsyncClient | None = None, over_http: bool = False
+) -> MCPServer[AppState]:
+    """Build the server. `http_client` is the seam for tests (an `httpx.MockTransport` client);
+    `over_http` picks the HTTP default for the tool-call rate limit."""
+    # A stdio server is one session (unless MEMORY_ROUTER_SESSION names one); sessionless HTTP
+    # clients that pass no session_id share it too.
+    process_session = settings.session or uuid.uuid4().hex
+    # `subscriptions/listen` comes from clients without an MCP session: they listen as this session.
+    bus = UserScopedBus(lambda: Owner(current_user(settings), process_session))
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        async with AsyncExitStack() as stack:
+            store = await stack.enter_async_context(open_store(settings))
+            if http_client is None:
+                timeout = httpx.Timeout(settings.request_timeout_seconds, connect=10.0)
+                http = await stack.enter_async_context(httpx.AsyncClient(timeout=timeout))
+            else:
+                http = http_client
+            budget = PreambleBudget(
+                max_chars=settings.preamble_max_chars, max_items=settings.preamble_max_items
+            )
+            memory = MemoryService(store, budget)
+            state = AppState(
+                settings=settings,
+                memory=memory,
+                http=http,
+                process_session=process_session,
+                legacy_subscriptions=LegacySubscriptions(),
+                bus=bus,
+                router=Router(settings, http, memory),
+            )
+
+            async def notify(owner: Owner, scope: Scope, key: str | None) -> None:
+                bus.publish_for(owner, scope, key)
+                await state.legacy_subscriptions.notify(owner, scope, key)
+
+            state.memory.listeners.append(notify)
+            yield state
+
+    mcp: MCPServer[AppState] = MCPServer(
+        "memory-router",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        subscriptions=bus,
+    )
+    add_memory_tool(mcp)
+    add_route_completion_tool(mcp)
+    add_memory_resources(mcp)
+    add_legacy_subscriptions(mcp)
+    add_logging_level(mcp)
+    add_key_completion(mcp)
+    if per_minute := settings.tool_calls_per_minute(over_http=over_http):
+        mcp.middleware.append(ToolCallRateLimit(per_minute, lambda: current_user(settings)))
+    return mcp
