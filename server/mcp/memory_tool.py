@@ -23,8 +23,8 @@ class MemoryToolArguments(MemoryArguments):
 
 
 async def _memory(arguments: MemoryToolArguments, ctx: Context[AppState]) -> str:
-    state = ctx.request_context.lifespan_context
-    result = await state.memory.apply(caller(ctx, arguments.session_id), arguments)
+    memory = ctx.request_context.lifespan_context.runtime.memory
+    result = await memory.apply(caller(ctx, arguments.session_id), arguments)
     if result.is_error:
         raise ToolError(result.text)
     return result.text

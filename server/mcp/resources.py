@@ -23,6 +23,7 @@ from server.mcp.state import AppState, owner_of
 from server.mcp.subscriptions import PREAMBLE_URI, scope_uri
 from server.memory.storage import MemoryRecord, Owner, Scope
 from server.routing.catalog import describe_models
+from server.runtime import Runtime
 
 MODELS_URI = "router://models"
 MAX_COMPLETIONS = 100
@@ -101,7 +102,7 @@ def add_memory_resources(mcp: MCPServer[AppState]) -> None:
             owner = owner_of(ctx, session_id)
         except MemoryInputError as e:
             raise MCPError(code=INVALID_PARAMS, message=str(e), data={"uri": uri}) from None
-        text, mime = await _read_resource(ctx.lifespan_context, owner, resource)
+        text, mime = await _read_resource(ctx.lifespan_context.runtime, owner, resource)
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=uri, mime_type=mime, text=text)]
         )
@@ -116,15 +117,15 @@ def _not_found(uri: str, what: str) -> MCPError:
     return MCPError(code=INVALID_PARAMS, message=f"Resource not found: {what}", data={"uri": uri})
 
 
-async def _read_resource(state: AppState, owner: Owner, uri: str) -> tuple[str, str]:
-    memory = state.memory
+async def _read_resource(runtime: Runtime, owner: Owner, uri: str) -> tuple[str, str]:
+    memory = runtime.memory
     if uri == PREAMBLE_URI:
         return await memory.preamble(owner), "text/plain"
     if uri == MODELS_URI:
-        return json.dumps(await describe_models(state.router), indent=2), "application/json"
+        return json.dumps(await describe_models(runtime.router), indent=2), "application/json"
     for scope in Scope:
         if uri == scope_uri(scope):
-            records = await memory.store.list(owner, scope, limit=state.settings.list_limit)
+            records = await memory.store.list(owner, scope, limit=runtime.settings.list_limit)
             return records_json(records), "application/json"
         prefix = scope_uri(scope) + "/"
         if uri.startswith(prefix):
@@ -153,9 +154,9 @@ def add_key_completion(mcp: MCPServer[AppState]) -> None:
         if isinstance(ref, types.ResourceTemplateReference) and argument.name == "key":
             for scope in Scope:
                 if ref.uri == scope_uri(scope) + "/{key}":
-                    state = ctx.lifespan_context
-                    records = await state.memory.store.list(
-                        owner_of(ctx), scope, limit=state.settings.list_limit
+                    runtime = ctx.lifespan_context.runtime
+                    records = await runtime.store.list(
+                        owner_of(ctx), scope, limit=runtime.settings.list_limit
                     )
                     keys = [r.key for r in records if r.key is not None and r.key.startswith(argument.value)]
         return types.CompleteResult(

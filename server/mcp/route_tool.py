@@ -71,7 +71,7 @@ def add_route_completion_tool(mcp: MCPServer[AppState]) -> None:
             ),
         ] = None,
     ) -> Annotated[types.CallToolResult, RouteResult]:
-        state = ctx.request_context.lifespan_context
+        router = ctx.request_context.lifespan_context.runtime.router
         request = RouteRequest(
             model=model,
             messages=messages,
@@ -92,9 +92,9 @@ def add_route_completion_tool(mcp: MCPServer[AppState]) -> None:
                     await ctx.report_progress(progress, None, message)
 
                 async with progress_stream(report) as on_text:
-                    result = await state.router.route(request, owner, on_text)
+                    result = await router.route(request, owner, on_text)
             else:
-                result = await state.router.route(request, owner)
+                result = await router.route(request, owner)
         except (ProviderError, RoutingError, ConfigError) as e:
             raise ToolError(str(e)) from None
         return types.CallToolResult(

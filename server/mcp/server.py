@@ -1,14 +1,14 @@
 """`build_server(settings)`: the memory-router `MCPServer`.
 
-The lifespan owns the store and the shared HTTP client; tools and resources reach them through
-`ctx.request_context.lifespan_context` (an `AppState`).
+The lifespan opens the runtime (store, HTTP client, memory service, router); tools and resources
+reach it through `ctx.request_context.lifespan_context.runtime`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 import httpx
 from mcp.server.mcpserver import MCPServer
@@ -22,11 +22,8 @@ from server.mcp.resources import add_key_completion, add_memory_resources
 from server.mcp.route_tool import add_route_completion_tool
 from server.mcp.state import AppState, current_user
 from server.mcp.subscriptions import LegacySubscriptions, UserScopedBus
-from server.memory.preamble import PreambleBudget
-from server.memory.service import MemoryService
 from server.memory.storage import Owner, Scope
-from server.memory.store import open_store
-from server.routing.router import Router
+from server.runtime import open_runtime
 
 INSTRUCTIONS = (
     "memory-router remembers facts about the user across sessions and hosts, and routes completions "
@@ -48,33 +45,15 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with AsyncExitStack() as stack:
-            store = await stack.enter_async_context(open_store(settings))
-            if http_client is None:
-                timeout = httpx.Timeout(settings.request_timeout_seconds, connect=10.0)
-                http = await stack.enter_async_context(httpx.AsyncClient(timeout=timeout))
-            else:
-                http = http_client
-            budget = PreambleBudget(
-                max_chars=settings.preamble_max_chars, max_items=settings.preamble_max_items
-            )
-            memory = MemoryService(store, budget)
-            state = AppState(
-                settings=settings,
-                memory=memory,
-                http=http,
-                process_session=process_session,
-                legacy_subscriptions=LegacySubscriptions(),
-                bus=bus,
-                router=Router(settings, http, memory),
-            )
+        async with open_runtime(settings, http_client=http_client) as runtime:
+            legacy_subscriptions = LegacySubscriptions()
 
             async def notify(owner: Owner, scope: Scope, key: str | None) -> None:
                 bus.publish_for(owner, scope, key)
-                await state.legacy_subscriptions.notify(owner, scope, key)
+                await legacy_subscriptions.notify(owner, scope, key)
 
-            state.memory.listeners.append(notify)
-            yield state
+            runtime.memory.listeners.append(notify)
+            yield AppState(runtime, process_session, legacy_subscriptions, bus)
 
     mcp: MCPServer[AppState] = MCPServer(
         "memory-router",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import httpx
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context
@@ -14,22 +13,18 @@ from mcp.server.mcpserver.exceptions import ToolError
 from server.config import Settings
 from server.errors import MemoryInputError
 from server.mcp.subscriptions import LegacySubscriptions, UserScopedBus
-from server.memory.service import MemoryService
 from server.memory.storage import Owner
-from server.routing.router import Router
+from server.runtime import Runtime
 
 MAX_SESSION_ID_CHARS = 256
 
 
 @dataclass
 class AppState:
-    settings: Settings
-    memory: MemoryService
-    http: httpx.AsyncClient
+    runtime: Runtime
     process_session: str
     legacy_subscriptions: LegacySubscriptions
     bus: UserScopedBus
-    router: Router
 
 
 def current_user(settings: Settings) -> str:
@@ -51,7 +46,7 @@ def resolve_owner(state: AppState, headers: Mapping[str, str] | None, session_id
         session = session_id
     else:
         session = (headers.get("mcp-session-id") if headers else None) or state.process_session
-    return Owner(user=current_user(state.settings), session=session)
+    return Owner(user=current_user(state.runtime.settings), session=session)
 
 
 def caller(ctx: Context[AppState], session_id: str | None = None) -> Owner:
