@@ -18,9 +18,9 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning
 from starlette.applications import Starlette
 
-from server.auth import build_token_verifier
 from server.config import Settings
-from server.http import Transport, build_http_app
+from server.mcp.auth import build_token_verifier
+from server.mcp.http import Transport, build_http_app
 
 Mode = Literal["legacy", "2026-07-28"]
 
