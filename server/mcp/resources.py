@@ -120,7 +120,7 @@ def _not_found(uri: str, what: str) -> MCPError:
 async def _read_resource(runtime: Runtime, owner: Owner, uri: str) -> tuple[str, str]:
     memory = runtime.memory
     if uri == PREAMBLE_URI:
-        return await memory.preamble(owner), "text/plain"
+        return (await memory.preamble(owner)).text, "text/plain"
     if uri == MODELS_URI:
         return json.dumps(await describe_models(runtime.router), indent=2), "application/json"
     for scope in Scope:

@@ -189,15 +189,3 @@ def _newest_first(
 def _render(section: _Section) -> str:
     lines = "".join(f"{line}\n" for _, line, _ in _newest_first(section.lines.values()))
     return f"{_TITLES[section.scope]}\n{lines}"
-
-
-def render_preamble(
-    user: Sequence[MemoryRecord],
-    session: Sequence[MemoryRecord],
-    budget: PreambleBudget,
-    *,
-    user_total: int | None = None,
-    session_total: int | None = None,
-) -> str:
-    """The text of `compose_preamble`."""
-    return compose_preamble(user, session, budget, user_total=user_total, session_total=session_total).text

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from server.errors import MemoryInputError, StoreError
-from server.memory.preamble import PreambleBudget, render_preamble
+from server.memory.preamble import Preamble, PreambleBudget, compose_preamble
 from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
 from server.memory.tool import MemoryArguments, MemoryOpResult, Op, Outcome
 
@@ -55,8 +55,17 @@ class MemoryService:
             return records, None
         return records[:limit], await self.store.count(owner, scope)
 
-    async def preamble(self, owner: Owner) -> str:
+    async def preamble(
+        self, owner: Owner, query: str | None = None, scopes: frozenset[Scope] = frozenset(Scope)
+    ) -> Preamble:
+        """The preamble for this owner now, with its manifest: every fact when all fit, else the
+        newest that fit. `query` (the turn's text) is where relevance selection plugs in; `scopes`
+        narrows it to user or session facts."""
         limit = self.budget.max_items
-        user, user_total = await self.newest(owner, Scope.USER, limit)
-        session, session_total = await self.newest(owner, Scope.SESSION, limit)
-        return render_preamble(user, session, self.budget, user_total=user_total, session_total=session_total)
+        user, user_total = await self.newest(owner, Scope.USER, limit) if Scope.USER in scopes else ([], 0)
+        session, session_total = (
+            await self.newest(owner, Scope.SESSION, limit) if Scope.SESSION in scopes else ([], 0)
+        )
+        return compose_preamble(
+            user, session, self.budget, user_total=user_total, session_total=session_total
+        )

@@ -248,7 +248,7 @@ class Router:
                 "Invalid request: a host tool is named 'memory', which is the router's own memory tool. "
                 "Rename the host tool, or pass memory: false to route without memory."
             )
-        system = system_with_memory(request.system, await self.memory.preamble(owner))
+        system = system_with_memory(request.system, (await self.memory.preamble(owner)).text)
         return PreparedRoute(request, chain, system, [*request.tools, MEMORY_TOOL])
 
     async def _complete_with_fallback(
