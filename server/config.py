@@ -43,6 +43,12 @@ def default_user() -> str:
         return "default"
 
 
+# The HTTP transports' defaults, for `serve` and the server alike.
+HTTP_DEFAULT_HOST = "127.0.0.1"
+HTTP_DEFAULT_PORT = 8765
+HTTP_DEFAULT_TOOL_CALLS_PER_MINUTE = 600
+
+
 class Alias(BaseModel):
     """A name for a model, or for a chain of models tried in order on retryable failures."""
 
@@ -104,7 +110,7 @@ class Settings(BaseSettings):
     allowed_hosts: str = ""
     allowed_origins: str = ""
     max_body_bytes: int = 4 * 1024 * 1024
-    # tool calls per minute per user, on every transport; unset: 600 over HTTP, off over stdio; 0: off
+    # tool calls per minute per user, on every transport; unset: see tool_calls_per_minute; 0: off
     rate_limit_per_minute: int | None = Field(default=None, ge=0)
     # optional JWT bearer tokens (issuer, audience and one source of signing keys)
     jwt_issuer: str | None = None
@@ -134,6 +140,13 @@ class Settings(BaseSettings):
                 "set it to the key alone"
             )
         return SecretStr(value)
+
+    def tool_calls_per_minute(self, *, over_http: bool) -> int:
+        """The per-user tool-call limit in force (0: none): the configured one, else
+        HTTP_DEFAULT_TOOL_CALLS_PER_MINUTE over HTTP and none over stdio."""
+        if self.rate_limit_per_minute is not None:
+            return self.rate_limit_per_minute
+        return HTTP_DEFAULT_TOOL_CALLS_PER_MINUTE if over_http else 0
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -15,15 +15,16 @@ import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from server.config import Settings
-from server.errors import ProviderError, RoutingError
-from server.memory.service import (
+from server.errors import MemoryInputError, ProviderError, RoutingError
+from server.memory.service import MemoryService
+from server.memory.storage import Owner
+from server.memory.tool import (
     MEMORY_TOOL_DESCRIPTION,
     MEMORY_TOOL_INPUT_SCHEMA,
     MEMORY_TOOL_NAME,
+    MemoryArguments,
     MemoryOpResult,
-    MemoryService,
 )
-from server.memory.storage import Owner
 from server.providers import Clock, Provider, ProviderDirectory
 from server.providers.types import (
     MAX_FALLBACKS,
@@ -91,13 +92,6 @@ class RouteRequest(BaseModel):
         return None if problem is None else f"`provider_options` {problem}"
 
 
-class MemoryOp(BaseModel):
-    op: str
-    scope: str
-    key: str
-    outcome: str
-
-
 class RouteResult(BaseModel):
     status: Literal["completed", "tool_calls"]
     text: str
@@ -107,7 +101,7 @@ class RouteResult(BaseModel):
     usage: Usage
     provider: str
     model: str
-    memory_ops: list[MemoryOp]
+    memory_ops: list[MemoryOpResult]
 
 
 def system_with_memory(system: str | None, preamble: str) -> str | None:
@@ -214,7 +208,7 @@ class Router:
         prepared = await self._prepare(request, owner)
         chain = _FallbackChain(prepared.chain, on_text)
         produced: list[Message] = []
-        ops: list[MemoryOp] = []
+        ops: list[MemoryOpResult] = []
         usage = Usage()
         # At least one round, so a limit of 0 still reports the model's memory calls as too many.
         rounds = max(1, self.settings.max_internal_rounds)
@@ -252,7 +246,7 @@ class Router:
                 "Invalid request: a host tool is named 'memory', which is the router's own memory tool. "
                 "Rename the host tool, or pass memory: false to route without memory."
             )
-        system = system_with_memory(request.system, await self.memory.preamble(owner))
+        system = system_with_memory(request.system, (await self.memory.preamble(owner)).text)
         return PreparedRoute(request, chain, system, [*request.tools, MEMORY_TOOL])
 
     async def _complete_with_fallback(
@@ -271,21 +265,14 @@ class Router:
 
     async def _run_memory_calls(
         self, owner: Owner, calls: list[ToolCall], produced: list[Message]
-    ) -> list[MemoryOp]:
-        """Apply the model's memory calls in order, appending each result to `produced`."""
-        ops: list[MemoryOp] = []
+    ) -> list[MemoryOpResult]:
+        """Apply the model's memory calls in order, appending each reply to `produced`."""
+        ops: list[MemoryOpResult] = []
         for call in calls:
-            result = await self._run_memory(owner, call)
-            ops.append(MemoryOp(op=result.op, scope=result.scope, key=result.key, outcome=result.outcome))
-            produced.append(
-                Message(
-                    role="tool",
-                    tool_call_id=call.id,
-                    name=MEMORY_TOOL_NAME,
-                    content=result.text,
-                    is_error=result.is_error,
-                )
-            )
+            reply, op = await self._run_memory(owner, call)
+            produced.append(reply)
+            if op is not None:
+                ops.append(op)
         return ops
 
     async def _call(
@@ -306,17 +293,20 @@ class Router:
             raise RoutingError(f"{target} ended its stream without a final response.")
         return final
 
-    async def _run_memory(self, owner: Owner, call: ToolCall) -> MemoryOpResult:
-        args = call.arguments
-
-        def text(name: str) -> str:
-            value = args.get(name)
-            return value if isinstance(value, str) else ""
-
-        value = args.get("value")
+    async def _run_memory(self, owner: Owner, call: ToolCall) -> tuple[Message, MemoryOpResult | None]:
+        """The tool message that answers one memory call, and the operation it ran (None when the
+        model's arguments were invalid: it is told what to fix, and nothing ran)."""
+        try:
+            arguments = MemoryArguments.from_call(call.arguments)
+        except MemoryInputError as e:
+            return self._memory_reply(call, str(e), is_error=True), None
         # Shielded: a memory op the model asked for is applied fully or not at all, even on cancel.
         with anyio.CancelScope(shield=True):
-            result = await self.memory.apply(
-                owner, text("op"), text("scope"), text("key"), value if isinstance(value, str) else None
-            )
-        return result
+            result = await self.memory.apply(owner, arguments)
+        return self._memory_reply(call, result.text, is_error=result.is_error), result
+
+    @staticmethod
+    def _memory_reply(call: ToolCall, text: str, *, is_error: bool) -> Message:
+        return Message(
+            role="tool", tool_call_id=call.id, name=MEMORY_TOOL_NAME, content=text, is_error=is_error
+        )

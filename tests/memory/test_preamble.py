@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.memory.preamble import CLOSE_TAG, OPEN_TAG, PreambleBudget, compose_preamble, render_preamble
+from server.memory.preamble import CLOSE_TAG, OPEN_TAG, PreambleBudget, compose_preamble
 from server.memory.storage import MemoryRecord, Scope
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -14,6 +14,16 @@ def rec(content: str, key: str | None = None, scope: Scope = Scope.USER, age: in
     return MemoryRecord(
         handle=f"h{content}", scope=scope, key=key, content=content, created_at=at, updated_at=at
     )
+
+
+def render_preamble(
+    user: list[MemoryRecord],
+    session: list[MemoryRecord],
+    budget: PreambleBudget,
+    *,
+    user_total: int | None = None,
+) -> str:
+    return compose_preamble(user, session, budget, user_total=user_total).text
 
 
 def test_empty_store_gives_no_preamble_at_all() -> None:

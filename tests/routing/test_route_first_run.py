@@ -19,8 +19,8 @@ from mcp_helpers import read_json, text_of
 from routing_helpers import QUESTION, route, structured
 from test_route_models import closed_port_url
 
-from server.app import build_server
 from server.config import Settings
+from server.mcp.server import build_server
 
 NO_PROVIDER = (
     "No provider is configured: set ANTHROPIC_API_KEY, OPENAI_API_KEY or GEMINI_API_KEY, "

@@ -14,8 +14,8 @@ from mcp import Client
 from mcp_helpers import text_of
 from routing_helpers import QUESTION, WEATHER_TOOL, provider_env, route, structured
 
-from server.app import build_server
 from server.config import Alias, Settings
+from server.mcp.server import build_server
 
 MODELS = [
     "openai/model-a",

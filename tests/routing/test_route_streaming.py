@@ -24,8 +24,8 @@ from routing_helpers import (
     structured,
 )
 
-from server.app import build_server
 from server.config import Settings
+from server.mcp.server import build_server
 from server.memory.service import MemoryService
 from server.memory.storage import Owner
 from server.memory.store import open_store
