@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client
-from stdio_servers import call_memory, cli, holder_pid, serve, server_env, user_keys
+from stdio_servers import call_memory, cli, holder_pid, owner_process, serve, server_env, user_keys
 
 from server.config import Settings
 from server.errors import MemoryInputError, StoreError, StoreLockedError
@@ -199,10 +199,36 @@ async def test_a_lock_holder_that_does_not_serve_is_named_after_the_wait(store_d
     try:
         opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731
         with anyio.fail_after(10), pytest.raises(StoreLockedError, match=f"process {os.getpid()}"):
-            async with open_shared(store_dir, opener, attach_timeout=0.2):
+            async with open_shared(store_dir, opener, owner_timeout=0.2):
                 pass
     finally:
         lock.release()
+
+
+async def test_a_stopped_owner_fails_peer_calls_within_the_timeout_naming_it_and_recovers_on_resume(
+    store_dir: Path,
+) -> None:
+    opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731  never opened here
+    with owner_process(store_dir) as owner:
+        async with open_shared(store_dir, opener, owner_timeout=0.5) as peer:
+            assert not peer.is_owner
+            await peer.put(ALICE, Scope.USER, "before the stop", key="k")
+            os.kill(owner.pid, signal.SIGSTOP)
+            expected = f"process {owner.pid}, did not answer within 0.5 s.*kill -CONT {owner.pid}"
+            for call in (peer.get(ALICE, Scope.USER, "k"), peer.put(ALICE, Scope.USER, "during", key="d")):
+                with anyio.fail_after(10), pytest.raises(StoreError, match=expected):
+                    await call
+            # A process starting now is refused just as fast: the stopped owner still holds the lock.
+            with (
+                anyio.fail_after(10),
+                pytest.raises(StoreError, match=expected.replace("0.5 s", r"0.5 s \(connecting\)")),
+            ):
+                async with open_shared(store_dir, opener, owner_timeout=0.5):
+                    pass
+            os.kill(owner.pid, signal.SIGCONT)
+            with anyio.fail_after(10):
+                got = await peer.get(ALICE, Scope.USER, "k")
+            assert got is not None and got.content == "before the stop"
 
 
 async def test_a_closed_shared_store_refuses_calls(store_dir: Path) -> None:
