@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client
 from stdio_servers import call_memory, cli, holder_pid, owner_process, serve, server_env, user_keys
 
@@ -27,6 +29,7 @@ from server.memory.sharing.credentials import peer_uid
 from server.memory.sharing.lock import StoreLock, lock_path_for
 from server.memory.sharing.owner import answer
 from server.memory.sharing.paths import check_private_dir, ensure_private_dir, socket_path_for
+from server.memory.sharing.wire import PROTOCOL_VERSION, receive_message, send_message, unwrap
 from server.memory.storage import MemoryRecord, Owner, Scope
 from server.memory.store import open_engine, open_store
 
@@ -150,6 +153,42 @@ async def test_a_peer_raises_the_owners_errors_with_the_same_messages(
             await store.put(ALICE, Scope.USER, content, key=key)
         messages.append(str(raised.value))
     assert messages[0] == messages[1]
+
+
+@pytest.mark.parametrize(
+    ("who", "content"),
+    [(ALICE, "half a pair \ud800"), (Owner("\udfff", "s1"), "fine")],
+    ids=["value", "user name"],
+)
+async def test_text_that_is_not_unicode_fails_a_peers_call_as_the_owners_without_reconnecting(
+    pair: tuple[SharedStore, SharedStore], who: Owner, content: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner, peer = pair
+    failures = []
+    for store in (owner, peer):
+        with pytest.raises((MemoryInputError, StoreError)) as raised:
+            await store.put(who, Scope.USER, content, key="k")
+        failures.append((type(raised.value), str(raised.value)))
+    assert failures[0] == failures[1]
+    assert "not valid Unicode" in failures[0][1] and "codec" not in failures[0][1]
+    assert "went away" not in caplog.text
+    assert await peer.put(ALICE, Scope.USER, "still served", key="after")
+
+
+async def test_the_owner_answers_a_malformed_request_with_an_error_and_keeps_the_connection(
+    pair: tuple[SharedStore, SharedStore],
+) -> None:
+    owner, _ = pair
+    async with await anyio.connect_unix(owner.socket_path) as stream:
+        receive = BufferedByteReceiveStream(stream)
+        for body in (b"{not json", b"[1, 2]", b"\xff\xfe"):
+            await stream.send(struct.pack(">I", len(body)) + body)
+            reply = await receive_message(receive)
+            assert reply is not None
+            with pytest.raises(StoreError, match="malformed request"):
+                unwrap(reply)
+        await send_message(stream, {"op": "hello", "version": PROTOCOL_VERSION})
+        assert (await receive_message(receive) or {})["ok"]["pid"] == os.getpid()
 
 
 async def test_a_peers_keyless_put_sent_twice_is_stored_once(store_dir: Path) -> None:

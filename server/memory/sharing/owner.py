@@ -18,6 +18,7 @@ from server.memory.sharing.credentials import peer_allowed
 from server.memory.sharing.wire import (
     CONNECTION_LOST,
     PROTOCOL_VERSION,
+    MalformedMessage,
     error_reply,
     receive_message,
     record_out,
@@ -110,13 +111,16 @@ async def _converse(stream: SocketStream, store: MemoryStorage, allowed_uid: int
     while True:
         try:
             request = await receive_message(receive)
-        except (*CONNECTION_LOST, ValueError):
+        except MalformedMessage as e:
+            reply = error_reply(StoreError(f"A memory-router peer sent a malformed request ({e})."))
+        except CONNECTION_LOST:
             return
-        if request is None:
-            return
-        # A call the engine started is finished and answered even when this owner is exiting.
-        with anyio.CancelScope(shield=True):
-            reply = await reply_to(store, request)
+        else:
+            if request is None:
+                return
+            # A call the engine started is finished and answered even when this owner is exiting.
+            with anyio.CancelScope(shield=True):
+                reply = await reply_to(store, request)
         try:
             await send_message(stream, reply)
         except CONNECTION_LOST:

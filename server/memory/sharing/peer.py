@@ -16,6 +16,7 @@ from server.memory.sharing.paths import check_private_dir
 from server.memory.sharing.wire import (
     CONNECTION_LOST,
     PROTOCOL_VERSION,
+    MalformedMessage,
     receive_message,
     send_message,
     unwrap,
@@ -44,7 +45,12 @@ class Connection:
             try:
                 await send_message(self.stream, message)
                 reply = await receive_message(self.receive)
-            except (*CONNECTION_LOST, ValueError) as e:
+            except MalformedMessage as e:
+                raise StoreError(
+                    f"The memory store's owner process sent a reply this process cannot read ({e}); "
+                    "restart every memory-router on this store after an upgrade."
+                ) from None
+            except CONNECTION_LOST as e:
                 raise OwnerGone(str(e) or type(e).__name__) from e
             if reply is None:
                 raise OwnerGone("the owner closed the connection")
