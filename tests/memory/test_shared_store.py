@@ -179,6 +179,7 @@ async def test_the_owner_answers_a_malformed_request_with_an_error_and_keeps_the
     pair: tuple[SharedStore, SharedStore],
 ) -> None:
     owner, _ = pair
+    assert owner.socket_path is not None
     async with await anyio.connect_unix(owner.socket_path) as stream:
         receive = BufferedByteReceiveStream(stream)
         for body in (b"{not json", b"[1, 2]", b"\xff\xfe"):
@@ -283,19 +284,64 @@ async def test_a_closed_shared_store_refuses_calls(store_dir: Path) -> None:
 async def test_the_socket_is_0600_in_a_0700_directory_beside_the_store(store_dir: Path) -> None:
     async with open_store(Settings(store=f"surrealkv://{store_dir}")) as store:
         assert isinstance(store, SharedStore)
-        assert store.socket_path == store_dir.with_name("store.run") / "sock"
+        assert store.socket_path == socket_path_for(store_dir) == store_dir.with_name("store.run") / "sock"
         assert stat.S_IMODE(store.socket_path.parent.stat().st_mode) == 0o700
         assert stat.S_IMODE(store.socket_path.stat().st_mode) == 0o600
         assert stat.S_ISSOCK(store.socket_path.stat().st_mode)
-    assert not store.socket_path.exists()
+    assert not socket_path_for(store_dir).exists()
 
 
-def test_a_store_path_too_long_for_a_socket_gets_a_short_private_one(tmp_path: Path) -> None:
-    deep = tmp_path / ("d" * 120) / "store"
-    path = socket_path_for(deep)
-    assert len(os.fsencode(path)) <= 100
-    assert path.parent.name == f"memory-router-{os.geteuid()}"
-    assert socket_path_for(deep) == path != socket_path_for(deep.with_name("other"))
+@pytest.fixture
+def deep_store(tmp_path: Path) -> Path:
+    """A store whose `<store>.run/sock` is too long for a unix socket."""
+    return tmp_path / ("d" * 120) / "store"
+
+
+async def test_a_store_path_too_long_for_a_socket_is_served_from_a_fresh_private_runtime_directory(
+    deep_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731
+    async with open_shared(deep_store, opener) as owner, open_shared(deep_store, opener) as peer:
+        assert owner.socket_path is not None and not peer.is_owner
+        assert owner.socket_path.parent.parent == runtime
+        assert owner.socket_path.parent.name.startswith("memory-router-")
+        assert stat.S_IMODE(owner.socket_path.parent.stat().st_mode) == 0o700
+        assert socket_path_for(deep_store) == owner.socket_path
+        await peer.put(ALICE, Scope.USER, "reached", key="k")
+        assert await owner.count(ALICE, Scope.USER) == 1
+    assert list(runtime.iterdir()) == []
+    with pytest.raises(FileNotFoundError):
+        socket_path_for(deep_store)
+
+
+async def test_a_runtime_directory_that_is_not_private_is_passed_over_with_a_warning(
+    deep_store: Path, open_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(open_dir))
+    opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731
+    async with open_shared(deep_store, opener) as owner:
+        assert owner.socket_path is not None and owner.socket_path.parent.parent != open_dir
+        assert stat.S_IMODE(owner.socket_path.parent.stat().st_mode) == 0o700
+    assert f"XDG_RUNTIME_DIR={open_dir} is not a private directory of yours" in caplog.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory to another user")
+async def test_a_socket_directory_name_squatted_by_another_user_does_not_stop_the_store(
+    deep_store: Path, open_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(open_dir))
+    squatted = open_dir / f"memory-router-{os.geteuid()}"
+    squatted.mkdir(mode=0o777)
+    os.chown(squatted, 65534, 65534)
+    opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731
+    async with open_shared(deep_store, opener) as owner, open_shared(deep_store, opener) as peer:
+        assert owner.socket_path is not None and owner.socket_path.parent.parent == open_dir
+        assert owner.socket_path.parent != squatted
+        await peer.put(ALICE, Scope.USER, "reached", key="k")
 
 
 def test_a_socket_directory_open_to_others_is_refused_by_peers_and_closed_by_the_owner(

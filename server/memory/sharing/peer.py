@@ -12,7 +12,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from server.errors import StoreError
 from server.memory.sharing.credentials import peer_uid
-from server.memory.sharing.paths import check_private_dir
+from server.memory.sharing.paths import check_private_dir, socket_path_for
 from server.memory.sharing.wire import (
     CONNECTION_LOST,
     PROTOCOL_VERSION,
@@ -63,10 +63,10 @@ class Connection:
 
 
 class OwnerLink:
-    """A peer's connections to the owner at `socket_path`: a few are kept open for reuse."""
+    """A peer's connections to the owner of the store at `store_dir`: a few are kept open for reuse."""
 
-    def __init__(self, socket_path: Path) -> None:
-        self.socket_path = socket_path
+    def __init__(self, store_dir: Path) -> None:
+        self.store_dir = store_dir
         self.owner_pid: int | None = None
         """The owner's PID, as it said in its hello."""
         self._idle: list[Connection] = []
@@ -101,15 +101,16 @@ class OwnerLink:
     async def _connect(self, deadline: float) -> Connection:
         """A connection to the owner that said hello; `OwnerGone` when there is none (yet)."""
         try:
-            check_private_dir(self.socket_path.parent)
+            socket_path = socket_path_for(self.store_dir)
+            check_private_dir(socket_path.parent)
         except FileNotFoundError as e:
-            raise OwnerGone("no socket directory yet") from e
+            raise OwnerGone("no socket yet") from e
         stream: SocketStream | None = None
         with anyio.move_on_after(deadline - anyio.current_time()):
             try:
-                stream = await anyio.connect_unix(self.socket_path)
+                stream = await anyio.connect_unix(socket_path)
             except OSError as e:
-                raise OwnerGone(f"connecting to {self.socket_path}: {e.strerror or e}") from e
+                raise OwnerGone(f"connecting to {socket_path}: {e.strerror or e}") from e
         if stream is None:
             raise OwnerSilent  # a full backlog: the owner stopped accepting
         connection = Connection(stream)
@@ -117,7 +118,7 @@ class OwnerLink:
             uid = peer_uid(stream.extra(SocketAttribute.raw_socket))
             if uid is not None and uid != os.geteuid():
                 raise StoreError(
-                    f"{self.socket_path} is served by uid {uid}, not by you; refusing to send memories there."
+                    f"{socket_path} is served by uid {uid}, not by you; refusing to send memories there."
                 )
             hello = unwrap(await connection.request({"op": "hello", "version": PROTOCOL_VERSION}, deadline))
         except BaseException:

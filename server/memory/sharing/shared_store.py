@@ -16,7 +16,7 @@ from anyio.abc import TaskGroup
 from server.errors import StoreError
 from server.memory.sharing.lock import StoreLock, holder_pid, store_locked
 from server.memory.sharing.owner import serve
-from server.memory.sharing.paths import ensure_private_dir, socket_path_for
+from server.memory.sharing.paths import claim_socket_path, release_socket_path, run_dir_for
 from server.memory.sharing.peer import OwnerGone, OwnerLink, OwnerSilent
 from server.memory.sharing.wire import record_in, records_in, unwrap
 from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
@@ -49,14 +49,15 @@ class SharedStore:
         owner_timeout: float = OWNER_TIMEOUT,
     ) -> None:
         self.store_dir = store_dir
-        self.socket_path = socket_path_for(store_dir)
+        self.socket_path: Path | None = None
+        """Where this process serves the store, while it owns it."""
         self._open_engine = open_engine
         self._tg = task_group
         self._stack = exit_stack
         self._allowed_uid = os.geteuid() if allowed_uid is None else allowed_uid
         self._timeout = owner_timeout
         self._local: MemoryStorage | None = None
-        self._owner = OwnerLink(self.socket_path)
+        self._owner = OwnerLink(store_dir)
         self._generation = 0
         self._attach_lock = anyio.Lock()
         self._closed = False
@@ -184,7 +185,9 @@ class SharedStore:
             except OwnerGone as e:
                 reason = str(e)
             if anyio.current_time() >= deadline:
-                raise store_locked(self.store_dir, not_shared=f"not at {self.socket_path}: {reason}")
+                raise store_locked(
+                    self.store_dir, not_shared=f"not at {run_dir_for(self.store_dir)}: {reason}"
+                )
             await anyio.sleep(ATTACH_POLL)
 
     async def _reattach(self, generation: int, deadline: float) -> None:
@@ -201,14 +204,16 @@ class SharedStore:
             # Exit order (last in, first out): stop serving, close the engine, release the lock.
             opening.callback(lock.release)
             store = await opening.enter_async_context(self._open_engine())
-            ensure_private_dir(self.socket_path.parent)
-            listener = await anyio.create_unix_listener(self.socket_path, mode=0o600)
+            socket_path = claim_socket_path(self.store_dir)
+            opening.callback(release_socket_path, self.store_dir)
+            listener = await anyio.create_unix_listener(socket_path, mode=0o600)
             self._stack.push_async_callback(opening.pop_all().aclose)
         self._local = store
+        self.socket_path = socket_path
         self._tg.start_soon(
-            lambda: serve(listener, store, allowed_uid=self._allowed_uid, socket_path=self.socket_path)
+            lambda: serve(listener, store, allowed_uid=self._allowed_uid, socket_path=socket_path)
         )
-        logger.info("memory store %s is open here; serving it at %s", self.store_dir, self.socket_path)
+        logger.info("memory store %s is open here; serving it at %s", self.store_dir, socket_path)
 
 
 def _present(record: MemoryRecord | None) -> MemoryRecord:
