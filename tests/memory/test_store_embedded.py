@@ -9,9 +9,11 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+from surrealdb import AsyncSurreal, RecordID
 
 from server.config import Settings
 from server.errors import ConfigError, StoreLockedError
@@ -134,6 +136,61 @@ async def test_the_same_store_opened_twice_in_one_process_is_one_engine(tmp_path
         with pytest.raises(StoreLockedError, match=f"process {os.getpid()}"):
             StoreLock(tmp_path / "data" / "store").acquire()
         await store.put(ALICE, Scope.USER, "still fine", key="a")
+        assert await store.count(ALICE, Scope.USER) == 2
+
+
+async def test_a_deleted_or_replaced_lock_file_does_not_let_a_second_process_open_the_engine(
+    tmp_path: Path,
+) -> None:
+    store_dir = tmp_path / "data" / "store"
+    async with open_store(Settings(store=store_url(tmp_path))) as store:
+        await store.put(ALICE, Scope.USER, "before", key="a")
+        lock_path_for(store_dir).unlink()
+        assert not StoreLock(store_dir).try_acquire()
+        lock_path_for(store_dir).write_text("")
+        assert not StoreLock(store_dir).try_acquire()
+        with anyio.fail_after(20):
+            result = await anyio.run_process(
+                [sys.executable, "-c", OPEN_AS_PEER, store_url(tmp_path)],
+                env=child_env(),
+                cwd=REPO,
+                check=False,
+            )
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stdout.decode() == "['a', 'child']\n"
+        assert await store.count(ALICE, Scope.USER) == 2
+
+
+async def test_counters_that_disagree_with_the_entries_are_recounted_when_the_store_opens(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(store=store_url(tmp_path))
+    async with open_store(settings) as store:
+        for key in "abc":
+            await store.put(ALICE, Scope.USER, "v", key=key)
+        await store.put(ALICE, Scope.SESSION, "a note")
+    # What an engine opened twice (by an older version) left behind: counters off from the entries.
+    lock = StoreLock(tmp_path / "data" / "store")
+    lock.acquire()
+    try:
+        db: Any = AsyncSurreal(settings.store)
+        await db.connect()
+        await db.use(settings.store_namespace, settings.store_database)
+        await db.query_raw(
+            "UPSERT $user_counter SET n = 9; DELETE $session_counter;",
+            {
+                "user_counter": RecordID("memory_count", ["alice", "user", ""]),
+                "session_counter": RecordID("memory_count", ["alice", "session", "s1"]),
+            },
+        )
+        await db.close()
+    finally:
+        lock.release()
+
+    async with open_store(settings) as store:
+        assert await store.count(ALICE, Scope.USER) == 3
+        assert await store.count(ALICE, Scope.SESSION) == 1
+        await store.forget_key(ALICE, Scope.USER, "a")
         assert await store.count(ALICE, Scope.USER) == 2
 
 

@@ -95,6 +95,19 @@ LIST_AFTER: Final = (
 )
 COUNT: Final = "SELECT VALUE n FROM ONLY $counter;"
 
+# The counters are derived from the entries; an engine opened twice (before the store directory was
+# locked too) could leave them wrong. The check is a key-only scan of the entries.
+TOTALS: Final = "RETURN [(SELECT count() FROM memory GROUP ALL)[0].count ?? 0, math::sum(SELECT VALUE n FROM memory_count)];"
+RECOUNT: Final = """
+BEGIN TRANSACTION;
+LET $counts = SELECT user, scope, session, count() AS n FROM memory GROUP BY user, scope, session;
+DELETE memory_count;
+FOR $c IN $counts {
+    UPSERT type::thing('memory_count', [$c.user, $c.scope, $c.session]) SET n = $c.n RETURN NONE;
+};
+COMMIT TRANSACTION;
+"""
+
 SESSION: Final = "SELECT * FROM ONLY $srec;"
 TOUCH: Final = "UPSERT $srec SET user = $uid, session = $sid, last_active = $now;"
 
