@@ -161,6 +161,51 @@ async def test_a_deleted_or_replaced_lock_file_does_not_let_a_second_process_ope
         assert await store.count(ALICE, Scope.USER) == 2
 
 
+async def raw_query(settings: Settings, query: str, params: dict[str, Any]) -> list[Any]:
+    """Run SurrealQL on the closed store as another program (or an older version) would, under its lock."""
+    lock = StoreLock(tmp_store_dir(settings))
+    lock.acquire()
+    try:
+        db: Any = AsyncSurreal(settings.store)
+        await db.connect()
+        try:
+            await db.use(settings.store_namespace, settings.store_database)
+            response = await db.query_raw(query, params)
+        finally:
+            await db.close()
+    finally:
+        lock.release()
+    assert response.get("error") is None, response
+    return [statement["result"] for statement in response["result"]]
+
+
+def tmp_store_dir(settings: Settings) -> Path:
+    return Path(settings.store.removeprefix("surrealkv://"))
+
+
+async def test_a_store_whose_timeline_copies_every_memory_is_upgraded_on_open_and_lists_the_same(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(store=store_url(tmp_path))
+    async with open_store(settings) as store:
+        for key in "abc":
+            await store.put(ALICE, Scope.USER, f"value {key}", key=key)
+        await store.put(ALICE, Scope.SESSION, "a note")
+        listed = {scope: await store.list(ALICE, scope) for scope in Scope}
+    # The layout before: each timeline record held a copy of its entry.
+    await raw_query(
+        settings,
+        "DEFINE FIELD content ON memory_order TYPE string; DEFINE FIELD key ON memory_order TYPE option<string>;"
+        "UPDATE memory_order SET content = 'the copy', key = 'copied';",
+        {},
+    )
+
+    async with open_store(settings) as store:
+        assert {scope: await store.list(ALICE, scope) for scope in Scope} == listed
+    *_, rows = await raw_query(settings, "SELECT * FROM memory_order;", {})
+    assert len(rows) == 4 and all(set(row) == {"id"} for row in rows)
+
+
 async def test_counters_that_disagree_with_the_entries_are_recounted_when_the_store_opens(
     tmp_path: Path,
 ) -> None:
@@ -170,22 +215,14 @@ async def test_counters_that_disagree_with_the_entries_are_recounted_when_the_st
             await store.put(ALICE, Scope.USER, "v", key=key)
         await store.put(ALICE, Scope.SESSION, "a note")
     # What an engine opened twice (by an older version) left behind: counters off from the entries.
-    lock = StoreLock(tmp_path / "data" / "store")
-    lock.acquire()
-    try:
-        db: Any = AsyncSurreal(settings.store)
-        await db.connect()
-        await db.use(settings.store_namespace, settings.store_database)
-        await db.query_raw(
-            "UPSERT $user_counter SET n = 9; DELETE $session_counter;",
-            {
-                "user_counter": RecordID("memory_count", ["alice", "user", ""]),
-                "session_counter": RecordID("memory_count", ["alice", "session", "s1"]),
-            },
-        )
-        await db.close()
-    finally:
-        lock.release()
+    await raw_query(
+        settings,
+        "UPSERT $user_counter SET n = 9; DELETE $session_counter;",
+        {
+            "user_counter": RecordID("memory_count", ["alice", "user", ""]),
+            "session_counter": RecordID("memory_count", ["alice", "session", "s1"]),
+        },
+    )
 
     async with open_store(settings) as store:
         assert await store.count(ALICE, Scope.USER) == 3

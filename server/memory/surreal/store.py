@@ -4,7 +4,7 @@ Layout (all record ids are arrays, so every lookup and scan is a key-range opera
 
     memory:[user, scope, session, kind, name]          one entry; kind "k" (name = key) or "n" (name = the
                                                        put's request id, or a fresh nonce)
-    memory_order:[user, scope, session, rank, kind, name]  timeline copy of each entry: rank =
+    memory_order:[user, scope, session, rank, kind, name]  timeline of the entries (the id alone): rank =
                                                        RANK_BASE - updated_at in µs, so a forward
                                                        range scan with LIMIT yields the newest first
     memory_count:[user, scope, session]                maintained number of entries (limit check)
@@ -103,6 +103,13 @@ class SurrealMemoryStore:
 
     async def define_schema(self) -> None:
         await self._run(queries.SCHEMA, {}, "defining the schema")
+        info = await self._one(queries.TIMELINE_INFO, {}, "reading the schema") or {}
+        if "content" in (info.get("fields") or {}):
+            # Once per store written by an older version: about 1 s per 100k memories.
+            logger.info(
+                "Dropping the timeline's copies of every memory (once, for a store of an older version)."
+            )
+            await self._transaction(queries.DROP_TIMELINE_COPIES, {}, "upgrading the store's timeline")
 
     async def repair_counters(self) -> bool:
         """Recount every owner's entries when the counters' total disagrees with the number of
@@ -270,10 +277,8 @@ class SurrealMemoryStore:
                 "memory_order", owner.user, scope.value, session, RANK_BASE - micros(now), kind, name
             ),
             "counter": self._counter(owner, scope),
-            "srec": self._sess(owner) if scope is Scope.SESSION else None,
             "max": self.limits.max_records_per_owner,
             "limit_mark": queries.LIMIT_MARK,
-            "expired_mark": queries.EXPIRED_MARK,
             "uid": id_text(owner.user),
             "scp": scope.value,
             "sid": id_text(session),
@@ -283,15 +288,19 @@ class SurrealMemoryStore:
             "created_at": created_at,
         }
         try:
-            try:
-                created_us = await self._transaction(
-                    queries.PUT, self._activity(params), "recording a memory"
-                )
-            except SessionExpired:
-                await self._purge(owner, self._now() - self.session_ttl)
-                created_us = await self._transaction(
-                    queries.PUT, self._activity(params), "recording a memory"
-                )
+            if scope is Scope.USER:
+                created_us = await self._transaction(queries.PUT_USER, params, "recording a memory")
+            else:
+                params.update(srec=self._sess(owner), expired_mark=queries.EXPIRED_MARK)
+                try:
+                    created_us = await self._transaction(
+                        queries.PUT_SESSION, self._activity(params), "recording a memory"
+                    )
+                except SessionExpired:
+                    await self._purge(owner, self._now() - self.session_ttl)
+                    created_us = await self._transaction(
+                        queries.PUT_SESSION, self._activity(params), "recording a memory"
+                    )
         except LimitReached:
             who = "user" if scope is Scope.USER else "session"
             raise MemoryInputError(
