@@ -66,6 +66,9 @@ async def answer(store: MemoryStorage, request: dict[str, Any]) -> Any:
         case "restore":
             record = MemoryRecord.model_validate(request["record"])
             return record_out(await store.restore(owner, scope, record))
+        case "restore_many":
+            records = [MemoryRecord.model_validate(r) for r in request["records"]]
+            return await store.restore_many(owner, scope, records)
     raise ValueError(f"unknown op {request['op']!r}")
 
 

@@ -32,6 +32,8 @@ hosts"): for the owner's answer, and for a new owner after one went away (it may
 engine). Then the call fails, naming the owner. Opening the engine in this process, on a takeover,
 is not cut short."""
 ATTACH_POLL: Final = 0.01
+RESTORE_PART: Final = 2_000
+"""Records per `restore_many` call to the owner (one transaction there, well under a second)."""
 
 
 class SharedStore:
@@ -110,6 +112,17 @@ class SharedStore:
         return _present(
             await self._call(owner, scope, request, lambda s: s.restore(owner, scope, record), record_in)
         )
+
+    async def restore_many(self, owner: Owner, scope: Scope, records: Sequence[MemoryRecord]) -> int:
+        # In parts, so each call to the owner stays far inside the owner timeout.
+        written = 0
+        for start in range(0, len(records), RESTORE_PART):
+            written += await self._restore_part(owner, scope, records[start : start + RESTORE_PART])
+        return written
+
+    async def _restore_part(self, owner: Owner, scope: Scope, part: Sequence[MemoryRecord]) -> int:
+        request = {"op": "restore_many", "records": [r.model_dump(mode="json") for r in part]}
+        return await self._call(owner, scope, request, lambda s: s.restore_many(owner, scope, part), int)
 
     async def aclose(self) -> None:
         """Refuse further calls; `open_shared` closes the engine, the socket and the lock."""

@@ -29,8 +29,8 @@ from server.errors import (
 )
 from server.memory.storage import MemoryRecord
 
-PROTOCOL_VERSION: Final = 2
-"""2: a keyless put carries `request_id` (1 sent a nonce and a timestamp)."""
+PROTOCOL_VERSION: Final = 3
+"""3: `restore_many`. 2: a keyless put carries `request_id` (1 sent a nonce and a timestamp)."""
 MAX_FRAME: Final = 256 * 1024 * 1024
 
 CONNECTION_LOST: Final = (

@@ -61,6 +61,25 @@ PUT_SESSION: Final = f"""BEGIN TRANSACTION;
 IF ((SELECT VALUE last_active FROM ONLY $srec) ?? $active) < $cutoff {{ THROW $expired_mark; }};
 UPSERT $srec SET user = $uid, session = $sid, last_active = $active RETURN NONE;{_PUT_ENTRY}COMMIT TRANSACTION;"""
 
+# Many entries of one owner in one transaction (`restore_many`): `$rows` holds each entry's ids and
+# fields, no entry twice. The counter grows by the entries that are new.
+RESTORE_MANY: Final = """
+BEGIN TRANSACTION;
+LET $new = array::len($rows) - array::len(SELECT VALUE id FROM $rows.rid);
+IF (UPSERT ONLY $counter SET n = (n ?? 0) + $new RETURN VALUE n) > $max { THROW $limit_mark; };
+IF $srec != NONE { UPSERT $srec SET user = $uid, session = $sid, last_active = $active RETURN NONE; };
+FOR $r IN $rows {
+    LET $old = SELECT VALUE ordered FROM ONLY $r.rid;
+    IF $old != NONE { DELETE $old; };
+    UPSERT $r.order RETURN NONE;
+    UPSERT $r.rid CONTENT {
+        user: $uid, scope: $scp, session: $sid, key: $r.key, content: $r.content,
+        created_at: $r.created_at, updated_at: $r.updated_at, ordered: $r.order
+    } RETURN NONE;
+};
+COMMIT TRANSACTION;
+"""
+
 GET: Final = "SELECT VALUE [key, content, time::micros(created_at), time::micros(updated_at)] FROM ONLY $rid;"
 
 FORGET: Final = """
