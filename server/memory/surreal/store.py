@@ -214,24 +214,20 @@ class SurrealMemoryStore:
         session = session_of(owner, scope)
         items = builtins.list(entries.items())
         for start in range(0, len(items), RESTORE_BATCH):
-            rows = []
-            for (kind, name), record in items[start : start + RESTORE_BATCH]:
-                updated = record.updated_at.astimezone(UTC)
-                rank = RANK_BASE - micros(updated)
-                rows.append(
-                    {
-                        "rid": self._rid(owner, scope, kind, name),
-                        "order": record_id(
-                            "memory_order", owner.user, scope.value, session, rank, kind, name
-                        ),
-                        "key": record.key,
-                        "content": record.content,
-                        "created_at": record.created_at.astimezone(UTC),
-                        "updated_at": updated,
-                    }
-                )
+            rows = [
+                [
+                    kind,
+                    id_text(name),
+                    record.key,
+                    record.content,
+                    micros(record.created_at.astimezone(UTC)),
+                    micros(record.updated_at.astimezone(UTC)),
+                ]
+                for (kind, name), record in items[start : start + RESTORE_BATCH]
+            ]
             params = {
                 "rows": rows,
+                "rank_base": RANK_BASE,
                 "counter": self._counter(owner, scope),
                 "srec": self._sess(owner) if scope is Scope.SESSION else None,
                 "max": self.limits.max_records_per_owner,
