@@ -114,4 +114,9 @@ class MemoryStorage(Protocol):
         timestamps are kept."""
         ...
 
+    async def restore_many(self, owner: Owner, scope: Scope, records: Sequence[MemoryRecord]) -> int:
+        """`restore` for many records at once (bulk import), far fewer commits; how many entries were
+        written (a record repeated in `records` counts once). Checks every record before writing."""
+        ...
+
     async def aclose(self) -> None: ...

@@ -120,6 +120,7 @@ async def open_engine(
         await store.define_schema()
         await store.sweep_expired_sessions()
         if path is not None:
+            await store.repair_counters()
             keep_private(path)
         yield store
 

@@ -18,6 +18,7 @@ from server.memory.sharing.credentials import peer_allowed
 from server.memory.sharing.wire import (
     CONNECTION_LOST,
     PROTOCOL_VERSION,
+    MalformedMessage,
     error_reply,
     receive_message,
     record_out,
@@ -65,6 +66,9 @@ async def answer(store: MemoryStorage, request: dict[str, Any]) -> Any:
         case "restore":
             record = MemoryRecord.model_validate(request["record"])
             return record_out(await store.restore(owner, scope, record))
+        case "restore_many":
+            records = [MemoryRecord.model_validate(r) for r in request["records"]]
+            return await store.restore_many(owner, scope, records)
     raise ValueError(f"unknown op {request['op']!r}")
 
 
@@ -110,13 +114,16 @@ async def _converse(stream: SocketStream, store: MemoryStorage, allowed_uid: int
     while True:
         try:
             request = await receive_message(receive)
-        except (*CONNECTION_LOST, ValueError):
+        except MalformedMessage as e:
+            reply = error_reply(StoreError(f"A memory-router peer sent a malformed request ({e})."))
+        except CONNECTION_LOST:
             return
-        if request is None:
-            return
-        # A call the engine started is finished and answered even when this owner is exiting.
-        with anyio.CancelScope(shield=True):
-            reply = await reply_to(store, request)
+        else:
+            if request is None:
+                return
+            # A call the engine started is finished and answered even when this owner is exiting.
+            with anyio.CancelScope(shield=True):
+                reply = await reply_to(store, request)
         try:
             await send_message(stream, reply)
         except CONNECTION_LOST:

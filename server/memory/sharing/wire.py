@@ -29,8 +29,8 @@ from server.errors import (
 )
 from server.memory.storage import MemoryRecord
 
-PROTOCOL_VERSION: Final = 2
-"""2: a keyless put carries `request_id` (1 sent a nonce and a timestamp)."""
+PROTOCOL_VERSION: Final = 3
+"""3: `restore_many`. 2: a keyless put carries `request_id` (1 sent a nonce and a timestamp)."""
 MAX_FRAME: Final = 256 * 1024 * 1024
 
 CONNECTION_LOST: Final = (
@@ -48,16 +48,23 @@ _ERRORS: Final[dict[str, type[MemoryRouterError]]] = {
 }
 
 
+class MalformedMessage(ValueError):
+    """A whole message arrived but is not a JSON object: the sender is alive and the connection
+    still in step, so this is answered or reported, never taken for the other side going away."""
+
+
 async def send_message(stream: SocketStream, message: dict[str, Any]) -> None:
-    body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # ASCII escapes: text that is not valid Unicode (a lone surrogate) still travels, and the owner
+    # refuses it with the same error as for a call of its own.
+    body = json.dumps(message, separators=(",", ":")).encode("ascii")
     await stream.send(struct.pack(">I", len(body)) + body)
 
 
 async def receive_message(stream: BufferedByteReceiveStream) -> dict[str, Any] | None:
     """The next message, or None when the other side closed the connection between messages.
 
-    Bytes that are not JSON raise `ValueError`; an oversized message or one that is not a JSON
-    object, `BrokenResourceError`.
+    A message that is not a JSON object raises `MalformedMessage`; an oversized one,
+    `BrokenResourceError` (the rest of it is not read, so the connection is lost).
     """
     try:
         header = await stream.receive_exactly(4)
@@ -66,9 +73,13 @@ async def receive_message(stream: BufferedByteReceiveStream) -> dict[str, Any] |
     (size,) = struct.unpack(">I", header)
     if size > MAX_FRAME:
         raise anyio.BrokenResourceError(f"a {size}-byte message is over the {MAX_FRAME}-byte limit")
-    message = json.loads(await stream.receive_exactly(size))
+    body = await stream.receive_exactly(size)
+    try:
+        message = json.loads(body)
+    except ValueError as e:
+        raise MalformedMessage(f"a message is not JSON: {e}") from None
     if not isinstance(message, dict):
-        raise anyio.BrokenResourceError("a message is not a JSON object")
+        raise MalformedMessage("a message is not a JSON object")
     return message
 
 

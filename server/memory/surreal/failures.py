@@ -43,6 +43,12 @@ def translated_errors(action: str) -> Iterator[None]:
     """The one boundary where SDK errors become ours."""
     try:
         yield
+    except UnicodeEncodeError:
+        # Keys and values are checked before; what is left are the names of users and sessions.
+        raise StoreError(
+            f"The memory store failed while {action}: a user or session name is not valid Unicode text "
+            "(it holds a lone surrogate)."
+        ) from None
     except SDK_ERRORS as e:
         raise StoreError(f"The memory store failed while {action}: {e}") from e
 
