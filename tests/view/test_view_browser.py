@@ -1,0 +1,230 @@
+"""The memory view in headless Chromium, against a real `memory-router serve --transport http`:
+embedded in a test MCP Apps host (the bridge over postMessage), and standalone at `/app` (the page
+speaks streamable HTTP to `/mcp` itself). Screenshots go to $VIEW_SCREENSHOTS or the test's tmp dir."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp_helpers import read_json, read_text
+from view_harness import (
+    CHROMIUM,
+    HOST_HTML,
+    HOST_URL,
+    VIEW_HTML,
+    Dialogs,
+    forward,
+    http_server,
+    mcp_client,
+    missing_browser,
+    record,
+)
+
+REASON = missing_browser()
+if REASON is not None:
+    pytest.skip(f"browser tests skipped: {REASON}", allow_module_level=True)
+
+from playwright.async_api import Browser, FrameLocator, Page, Route, async_playwright, expect  # noqa: E402
+
+MARKUP = "<img src=x onerror=alert(1)>"
+HOST_STYLES = {"--color-background-primary": "#10141c", "--color-text-primary": "#e8eefc"}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    with http_server(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("VIEW_SCREENSHOTS", tmp_path / "screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def seed(alice: Client, bob: Client) -> None:
+    await record(alice, "units", "I prefer metric units")
+    await record(alice, "dog", "My dog is called Biscuit")
+    await record(alice, "markup", MARKUP)
+    await record(alice, "draft", "working notes of this session", scope="session")
+    await record(bob, "bank", "bob's bank is Northwind")
+
+
+async def keys_shown(view: FrameLocator | Page) -> list[str]:
+    return await view.locator("#rows td.key").all_text_contents()
+
+
+async def user_keys(client: Client) -> list[str]:
+    return [m["key"] for m in await read_json(client, "memory://user")]
+
+
+async def check_list_filter_text_and_preamble(
+    view: FrameLocator | Page, expected: list[str], preamble: str
+) -> None:
+    """What both modes must show: the memories newest first, a working filter, markup as text, the preamble."""
+    await expect(view.locator("#rows tr")).to_have_count(len(expected))
+    assert await keys_shown(view) == expected
+    await expect(view.locator("#rows tr[data-key=markup] .content")).to_have_text(MARKUP)
+    assert await view.locator("img").count() == 0
+    assert "Northwind" not in (await view.locator("body").text_content() or "")
+    assert await view.locator("#preamble").text_content() == preamble
+    await expect(view.locator("#stats")).to_contain_text(f"preamble {len(preamble):,} characters")
+
+    await view.locator("#query").fill("biscuit")
+    await expect(view.locator("#rows tr")).to_have_count(1)
+    assert await keys_shown(view) == ["dog"]
+    await view.locator("#query").fill("")
+    await expect(view.locator("#rows tr")).to_have_count(len(expected))
+
+
+async def forget_units(view: FrameLocator | Page, client: Client) -> None:
+    """Forget through the confirmation dialog (cancel first: nothing changes), then check the store."""
+    await view.locator("#rows tr[data-key=units] button.danger").click()
+    await expect(view.locator("#confirm")).to_be_visible()
+    await view.locator("#confirm").press("Escape")
+    await expect(view.locator("#confirm")).to_be_hidden()
+    assert "units" in await user_keys(client)
+
+    await view.locator("#rows tr[data-key=units] button.danger").click()
+    await view.locator("#confirm-ok").click()
+    await expect(view.locator("#status")).to_have_text('Forgot user memory "units".')
+    await expect(view.locator("#rows tr[data-key=units]")).to_have_count(0)
+    assert "units" not in await user_keys(client)
+
+
+async def test_the_view_inside_an_mcp_apps_host_lists_filters_edits_and_forgets_memories(
+    server: tuple[str, dict[str, str]], browser: Browser, shots: Path
+) -> None:
+    base, tokens = server
+    async with mcp_client(base, tokens["alice"]) as alice, mcp_client(base, tokens["bob"]) as bob:
+        await seed(alice, bob)
+        page = await browser.new_page(viewport={"width": 1000, "height": 900})
+        dialogs = Dialogs()
+        page.on("dialog", dialogs)
+        await page.route(HOST_URL, lambda route: route.fulfill(path=HOST_HTML, content_type="text/html"))
+
+        async def host_forward(method: str, params: dict[str, Any]) -> dict[str, Any]:
+            return await forward(alice, method, params)
+
+        await page.expose_function("mcpForward", host_forward)
+        await page.goto(HOST_URL)
+        context = {
+            "theme": "dark",
+            "styles": {"variables": HOST_STYLES},
+            "locale": "en-GB",
+            "displayMode": "inline",
+        }
+        await page.evaluate(
+            "([html, context, input]) => startView(html, context, input, null)",
+            [VIEW_HTML.read_text(encoding="utf-8"), context, {"query": ""}],
+        )
+        view = page.frame_locator("#view")
+
+        # The handshake came first, and nothing reached the server before it ended.
+        await expect(view.locator("#rows tr")).to_have_count(4)
+        log: list[dict[str, Any]] = await page.evaluate("window.bridgeLog")
+        assert log[0]["method"] == "ui/initialize"
+        assert log[0]["params"]["protocolVersion"] == "2026-01-26"
+        assert log[0]["params"]["appInfo"]["name"] == "memory-router-view"
+        assert log[1]["method"] == "ui/notifications/initialized"
+        proxied = [m for m in log if m["method"] in ("tools/call", "resources/read", "tools/list")]
+        assert proxied and all(m["initialized"] for m in proxied)
+        reads = {m["params"]["uri"] for m in proxied if m["method"] == "resources/read"}
+        assert reads == {"memory://user", "memory://session", "memory://preamble"}
+
+        # The host's theme and style variables apply.
+        frame = page.main_frame.child_frames[0]
+        assert await frame.evaluate("document.documentElement.dataset.theme") == "dark"
+        assert await frame.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(16, 20, 28)"
+        await page.screenshot(path=shots / "host-embedded-dark.png", full_page=True)
+
+        preamble = await read_text(alice, "memory://preamble")
+        await check_list_filter_text_and_preamble(view, ["draft", "markup", "dog", "units"], preamble)
+        await forget_units(view, alice)
+
+        # Edit with the keyboard: Ctrl+Enter records the new content under the same key.
+        await view.locator("#rows tr[data-key=dog] button:not(.danger)").click()
+        await view.locator("#rows tr[data-key=dog] textarea").fill("My dog is called Biscuit, a beagle")
+        await view.locator("#rows tr[data-key=dog] textarea").press("Control+Enter")
+        await expect(view.locator("#rows tr[data-key=dog] .content")).to_have_text(
+            "My dog is called Biscuit, a beagle"
+        )
+        dog = json.loads(await read_text(alice, "memory://user/dog"))
+        assert dog["content"] == "My dog is called Biscuit, a beagle"
+        tool_calls = [
+            m["params"] for m in await page.evaluate("window.bridgeLog") if m["method"] == "tools/call"
+        ]
+        assert {
+            "name": "memory",
+            "arguments": {"op": "forget", "scope": "user", "key": "units"},
+        } in tool_calls
+
+        # Markup never ran: no dialog came from the view, although one would be seen.
+        assert dialogs.seen == []
+        await frame.evaluate("alert('probe')")
+        assert dialogs.seen == ["alert: probe"]
+
+
+async def test_the_app_page_asks_for_a_token_and_shows_only_that_users_memories(
+    server: tuple[str, dict[str, str]], browser: Browser, shots: Path
+) -> None:
+    base, tokens = server
+    async with mcp_client(base, tokens["alice"]) as alice, mcp_client(base, tokens["bob"]) as bob:
+        await seed(alice, bob)
+
+    async def serve_view(route: Route) -> None:  # the server's own `/app` route comes with the MCP layer
+        await route.fulfill(path=VIEW_HTML, content_type="text/html; charset=utf-8")
+
+    context = await browser.new_context(viewport={"width": 1000, "height": 800}, color_scheme="light")
+    page = await context.new_page()
+    dialogs = Dialogs()
+    page.on("dialog", dialogs)
+    await page.route(f"{base}/app", serve_view)
+    await page.goto(f"{base}/app")
+
+    await expect(page.locator("#login")).to_be_visible()
+    await page.locator("#token").fill("mr_not-a-token")
+    await page.locator("#token").press("Enter")
+    await expect(page.locator("#status")).to_have_text("The server refused this token.")
+    await page.locator("#token").fill(tokens["alice"])
+    await page.locator("#token").press("Enter")
+
+    # A fresh MCP session: alice's user memories, none of the seeding session's.
+    async with mcp_client(base, tokens["alice"]) as fresh:
+        preamble = await read_text(fresh, "memory://preamble")
+        await check_list_filter_text_and_preamble(page, ["markup", "dog", "units"], preamble)
+        await page.screenshot(path=shots / "app-light.png", full_page=True)
+        await forget_units(page, fresh)
+    assert await page.evaluate("sessionStorage.getItem('memory-router.token')") == tokens["alice"]
+    assert await page.evaluate("localStorage.length") == 0
+    assert await context.cookies() == []
+    assert dialogs.seen == []
+    await context.close()
+
+    # Bob, in his own tab, sees his memory and none of alice's.
+    context = await browser.new_context(viewport={"width": 1000, "height": 600}, color_scheme="dark")
+    page = await context.new_page()
+    await page.route(f"{base}/app", serve_view)
+    await page.goto(f"{base}/app")
+    await page.locator("#token").fill(tokens["bob"])
+    await page.locator("#token").press("Enter")
+    await expect(page.locator("#rows tr")).to_have_count(1)
+    assert await keys_shown(page) == ["bank"]
+    assert "Biscuit" not in (await page.locator("body").text_content() or "")
+    await page.screenshot(path=shots / "app-dark-bob.png", full_page=True)
+    await context.close()
