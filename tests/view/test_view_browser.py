@@ -131,9 +131,14 @@ async def test_the_view_inside_an_mcp_apps_host_lists_filters_edits_and_forgets_
         }
         await page.evaluate(
             "([html, context, input]) => startView(html, context, input, null)",
-            [VIEW_HTML.read_text(encoding="utf-8"), context, {"query": ""}],
+            [VIEW_HTML.read_text(encoding="utf-8"), context, {"query": "metric"}],
         )
         view = page.frame_locator("#view")
+
+        # The query the tool was called with filters the list.
+        await expect(view.locator("#query")).to_have_value("metric")
+        await expect(view.locator("#rows tr")).to_have_count(1)
+        await view.locator("#query").fill("")
 
         # The handshake came first, and nothing reached the server before it ended.
         await expect(view.locator("#rows tr")).to_have_count(4)
@@ -173,6 +178,8 @@ async def test_the_view_inside_an_mcp_apps_host_lists_filters_edits_and_forgets_
             "name": "memory",
             "arguments": {"op": "forget", "scope": "user", "key": "units"},
         } in tool_calls
+        # This server has no `recall` tool (tools/list said so): searching never called one.
+        assert all(call["name"] == "memory" for call in tool_calls)
 
         # Markup never ran: no dialog came from the view, although one would be seen.
         assert dialogs.seen == []
@@ -208,6 +215,9 @@ async def test_the_app_page_asks_for_a_token_and_shows_only_that_users_memories(
     async with mcp_client(base, tokens["alice"]) as fresh:
         preamble = await read_text(fresh, "memory://preamble")
         await check_list_filter_text_and_preamble(page, ["markup", "dog", "units"], preamble)
+        await page.locator("#refresh").focus()
+        await page.keyboard.press("/")
+        await expect(page.locator("#query")).to_be_focused()
         await page.screenshot(path=shots / "app-light.png", full_page=True)
         await forget_units(page, fresh)
     assert await page.evaluate("sessionStorage.getItem('memory-router.token')") == tokens["alice"]
