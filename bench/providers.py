@@ -283,7 +283,9 @@ async def _per_call_us(call: Call, calls: int, concurrency: int) -> float:
     return (time.process_time() - started) / calls * 1e6
 
 
-def _calls(client: httpx.AsyncClient, adapter: HttpProvider, request: CompletionRequest) -> dict[str, Call]:
+def _calls(
+    client: httpx.AsyncClient, adapter: HttpProvider[Any], request: CompletionRequest
+) -> dict[str, Call]:
     complete_wire = adapter.build_request(request, stream=False)
     stream_wire = adapter.build_request(request, stream=True)
 
@@ -356,7 +358,9 @@ async def _bench(port: int, calls: int, rounds: int) -> None:
         print(f"{name:<10} complete {complete_us:6.1f}   stream {stream_us:6.1f}")
 
 
-def _mapping_us(adapter: HttpProvider, request: CompletionRequest, calls: int = 5000) -> tuple[float, float]:
+def _mapping_us(
+    adapter: HttpProvider[Any], request: CompletionRequest, calls: int = 5000
+) -> tuple[float, float]:
     """The CPU the adapter spends on one call, with the network taken out."""
     complete_body, stream_body, _ = next(
         bodies

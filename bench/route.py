@@ -33,14 +33,13 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client, StdioServerParameters
 from pydantic import SecretStr
 
-from server.app import build_server
 from server.config import Settings
-from server.memory.service import MemoryService
+from server.mcp.server import build_server
 from server.memory.storage import Owner
-from server.memory.store import open_store
 from server.providers.openai import OpenAIProvider
 from server.providers.types import CompletionRequest, Message
-from server.routing.router import Router, RouteRequest
+from server.routing.router import RouteRequest
+from server.runtime import open_runtime
 
 FAKE = Path(__file__).resolve().parents[1] / "tests" / "routing" / "fake_llm.py"
 KEY = "sk-bench-0123456789"
@@ -152,8 +151,8 @@ async def run_all(url: str, plans: list[tuple[int, int]]) -> list[Row]:
 
     @asynccontextmanager
     async def router_only() -> AsyncIterator[Call]:
-        async with open_store(settings) as store, httpx.AsyncClient(timeout=30) as http:
-            router = Router(settings, http, MemoryService(store))
+        async with open_runtime(settings) as runtime:
+            router = runtime.router
             request = RouteRequest(
                 model=f"openai/{MODEL}", messages=[Message(role="user", content=QUESTION)], memory=False
             )

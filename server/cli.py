@@ -14,17 +14,15 @@ from datetime import datetime
 from typing import Any, TextIO
 
 import anyio
-import httpx
 
-from server.config import Settings, load_settings
+from server.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, Settings, load_settings
 from server.errors import MemoryRouterError
-from server.memory.preamble import PreambleBudget
-from server.memory.service import MemoryService
 from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
-from server.memory.store import open_store
+from server.providers import quiet_http_library_logs
 from server.providers.types import Message
 from server.routing.catalog import describe_models
-from server.routing.router import Router, RouteRequest
+from server.routing.router import RouteRequest
+from server.runtime import open_runtime
 
 logger = logging.getLogger("server")
 
@@ -35,8 +33,8 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(
         stream=sys.stderr, level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # One line per provider request is noise at INFO; our own logs say what matters.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # One line per provider request is noise at INFO, and their DEBUG traces can quote keys.
+    quiet_http_library_logs()
 
 
 def _first_router_error(exc: BaseException) -> MemoryRouterError | None:
@@ -56,12 +54,12 @@ def _first_router_error(exc: BaseException) -> MemoryRouterError | None:
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from server.app import build_server
+    from server.mcp.http import serve_http
+    from server.mcp.server import build_server
 
     if args.transport == "stdio":
         await build_server(settings).run_stdio_async()
         return 0
-    from server.http import serve_http
 
     await serve_http(settings, transport=args.transport, host=args.host, port=args.port)
     return 0
@@ -71,7 +69,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
-    from server.auth import token_command
+    from server.mcp.auth import token_command
 
     return token_command(args.action, args.user, settings)
 
@@ -79,13 +77,7 @@ async def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 # ---- ask and doctor ----------------------------------------------------------------------------
 
 
-def _memory_service(store: MemoryStorage, settings: Settings) -> MemoryService:
-    budget = PreambleBudget(max_chars=settings.preamble_max_chars, max_items=settings.preamble_max_items)
-    return MemoryService(store, budget)
-
-
 async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-
     owner = Owner(user=settings.user, session=settings.session or "cli")
     request = RouteRequest(
         model=args.model,
@@ -98,10 +90,8 @@ async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    timeout = httpx.Timeout(settings.request_timeout_seconds, connect=10.0)
-    async with open_store(settings) as store, httpx.AsyncClient(timeout=timeout) as http:
-        router = Router(settings, http, _memory_service(store, settings))
-        result = await router.route(request, owner, show)
+    async with open_runtime(settings) as runtime:
+        result = await runtime.router.route(request, owner, show)
     if not result.text.endswith("\n"):
         print()
     for op in result.memory_ops:
@@ -113,7 +103,6 @@ async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
-
     healthy = True
 
     def report(ok: bool, what: str, detail: str) -> None:
@@ -122,13 +111,10 @@ async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}")
 
     try:
-        async with open_store(settings) as store:
-            count = await store.count(Owner(user=settings.user, session="doctor"), Scope.USER)
+        async with open_runtime(settings) as runtime:
+            count = await runtime.store.count(Owner(user=settings.user, session="doctor"), Scope.USER)
             report(True, "store", f"{settings.store} opens; {count} user memories for {settings.user!r}")
-            timeout = httpx.Timeout(settings.request_timeout_seconds, connect=10.0)
-            async with httpx.AsyncClient(timeout=timeout) as http:
-                router = Router(settings, http, _memory_service(store, settings))
-                catalog = await describe_models(router, probe_all=True, wait=args.wait)
+            catalog = await describe_models(runtime.router, probe_all=True, wait=args.wait)
     except MemoryRouterError as e:
         report(False, "store", f"{e} (check MEMORY_ROUTER_STORE)")
         return 1
@@ -187,7 +173,8 @@ def _print_record(record: MemoryRecord) -> None:
 async def cmd_memory(args: argparse.Namespace, settings: Settings) -> int:
     owner = _owner(args, settings)
     scope = Scope(args.scope)
-    async with open_store(settings) as store:
+    async with open_runtime(settings) as runtime:
+        store = runtime.store
         match args.action:
             case "list":
                 for record in await store.list(owner, scope, limit=args.limit):
@@ -209,32 +196,40 @@ async def cmd_memory(args: argparse.Namespace, settings: Settings) -> int:
                     return 1
                 print(f'Forgot {scope.value} memory "{forgotten.key or forgotten.handle}".')
             case "export":
-                records = await store.list(owner, scope)
-                progress = Progress(len(records), "export")
-                with _open_out(args.file) as out:
-                    for record in reversed(records):  # oldest first, so an import replays history in order
-                        out.write(json.dumps(_export_line(record, owner), ensure_ascii=False) + "\n")
-                        progress.advance()
-                print(f"Exported {len(records)} {scope.value} memories.", file=sys.stderr)
+                await _export_memories(store, owner, scope, args.file)
             case "import":
-                lines = (await anyio.Path(args.file).read_text(encoding="utf-8")).splitlines()
-                progress = Progress(len(lines), "import")
-                imported = 0
-                for number, line in enumerate(lines, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        record, line_scope, session = _import_line(line)
-                    except (ValueError, KeyError, TypeError) as e:
-                        print(
-                            f"{args.file}:{number}: not a memory-router export line ({e}).", file=sys.stderr
-                        )
-                        return 1
-                    target = Owner(user=owner.user, session=args.session or session or owner.session)
-                    await store.restore(target, line_scope, record)
-                    imported += 1
-                    progress.advance()
-                print(f"Imported {imported} memories.", file=sys.stderr)
+                return await _import_memories(store, owner, args.file, session=args.session)
+    return 0
+
+
+async def _export_memories(store: MemoryStorage, owner: Owner, scope: Scope, file: str | None) -> None:
+    records = await store.list(owner, scope)
+    progress = Progress(len(records), "export")
+    with _open_out(file) as out:
+        for record in reversed(records):  # oldest first, so an import replays history in order
+            out.write(json.dumps(_export_line(record, owner), ensure_ascii=False) + "\n")
+            progress.advance()
+    print(f"Exported {len(records)} {scope.value} memories.", file=sys.stderr)
+
+
+async def _import_memories(store: MemoryStorage, owner: Owner, file: str, *, session: str | None) -> int:
+    """Restore the lines of an export; `session` (--session) overrides the sessions they name."""
+    lines = (await anyio.Path(file).read_text(encoding="utf-8")).splitlines()
+    progress = Progress(len(lines), "import")
+    imported = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record, line_scope, line_session = _import_line(line)
+        except (ValueError, KeyError, TypeError) as e:
+            print(f"{file}:{number}: not a memory-router export line ({e}).", file=sys.stderr)
+            return 1
+        target = Owner(user=owner.user, session=session or line_session or owner.session)
+        await store.restore(target, line_scope, record)
+        imported += 1
+        progress.advance()
+    print(f"Imported {imported} memories.", file=sys.stderr)
     return 0
 
 
@@ -294,8 +289,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
     serve.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--host", default=HTTP_DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=HTTP_DEFAULT_PORT)
     serve.set_defaults(run=cmd_serve)
 
     ask = commands.add_parser("ask", help="one completion with memory, printed as it streams")

@@ -8,15 +8,23 @@ from __future__ import annotations
 import getpass
 import os
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.errors import ConfigError
-from server.memory.storage import MemoryLimits
 
 
 def default_store_url() -> str:
@@ -35,6 +43,12 @@ def default_user() -> str:
         return "default"
 
 
+# The HTTP transports' defaults, for `serve` and the server alike.
+HTTP_DEFAULT_HOST = "127.0.0.1"
+HTTP_DEFAULT_PORT = 8765
+HTTP_DEFAULT_TOOL_CALLS_PER_MINUTE = 600
+
+
 class Alias(BaseModel):
     """A name for a model, or for a chain of models tried in order on retryable failures."""
 
@@ -43,7 +57,10 @@ class Alias(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEMORY_ROUTER_", extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a refused value (an API key) never appears in a validation error's text.
+    model_config = SettingsConfigDict(
+        env_prefix="MEMORY_ROUTER_", extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     # store
     store: str = Field(default_factory=default_store_url)
@@ -93,7 +110,7 @@ class Settings(BaseSettings):
     allowed_hosts: str = ""
     allowed_origins: str = ""
     max_body_bytes: int = 4 * 1024 * 1024
-    # tool calls per minute per user, on every transport; unset: 600 over HTTP, off over stdio; 0: off
+    # tool calls per minute per user, on every transport; unset: see tool_calls_per_minute; 0: off
     rate_limit_per_minute: int | None = Field(default=None, ge=0)
     # optional JWT bearer tokens (issuer, audience and one source of signing keys)
     jwt_issuer: str | None = None
@@ -108,13 +125,28 @@ class Settings(BaseSettings):
     config: Path | None = None
     aliases: dict[str, Alias] = Field(default_factory=dict)
 
-    @property
-    def limits(self) -> MemoryLimits:
-        return MemoryLimits(
-            max_key_chars=self.max_key_chars,
-            max_value_bytes=self.max_value_bytes,
-            max_records_per_owner=self.max_memories,
-        )
+    @field_validator("anthropic_api_key", "openai_api_key", "gemini_api_key", "ollama_api_key")
+    @classmethod
+    def _clean_key(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """Surrounding whitespace (a CRLF env file) is dropped; a control character inside is refused,
+        since an HTTP library would quote the whole header, key included, in its error."""
+        if key is None:
+            return None
+        value = key.get_secret_value().strip()
+        if any(unicodedata.category(char) == "Cc" for char in value):
+            variable = " or ".join(sorted(_env_names(info.field_name or "")))
+            raise ValueError(
+                f"{variable} contains a control character inside the key (value not shown); "
+                "set it to the key alone"
+            )
+        return SecretStr(value)
+
+    def tool_calls_per_minute(self, *, over_http: bool) -> int:
+        """The per-user tool-call limit in force (0: none): the configured one, else
+        HTTP_DEFAULT_TOOL_CALLS_PER_MINUTE over HTTP and none over stdio."""
+        if self.rate_limit_per_minute is not None:
+            return self.rate_limit_per_minute
+        return HTTP_DEFAULT_TOOL_CALLS_PER_MINUTE if over_http else 0
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

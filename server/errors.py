@@ -57,6 +57,7 @@ class ProviderErrorCategory(StrEnum):
     UNAVAILABLE = "unavailable"
     TIMEOUT = "timeout"
     CONTENT_FILTER = "content_filter"
+    INVALID_RESPONSE = "invalid_response"  # the provider answered with a body we cannot read
     UNKNOWN = "unknown"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import anyio.lowlevel
 
-from server.progress import ProgressStream, progress_stream
+from server.mcp.progress import ProgressStream, progress_stream
 
 
 class FakeTime:

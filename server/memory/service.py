@@ -4,57 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from pydantic import BaseModel
 
 from server.errors import MemoryInputError, StoreError
-from server.memory.preamble import PreambleBudget, render_preamble
+from server.memory.preamble import Preamble, PreambleBudget, compose_preamble
 from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
-
-MEMORY_TOOL_NAME = "memory"
-
-MEMORY_TOOL_DESCRIPTION = (
-    "Record or forget a fact about the user, so that it is remembered in later turns and conversations. "
-    "Use scope `user` for durable facts about the user (preferences, identity, long-lived context) and "
-    "scope `session` for working memory of the current session. `record` stores `value` under `key`, "
-    "replacing any fact under the same key; `forget` removes the fact under `key`. "
-    "You never need to recall: everything recorded is already given to you as context at the start "
-    "of the turn."
-)
-
-MEMORY_TOOL_INPUT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "op": {"type": "string", "enum": ["record", "forget"], "description": "record or forget"},
-        "scope": {
-            "type": "string",
-            "enum": ["user", "session"],
-            "description": "user: durable facts about the user; session: working memory of this session",
-        },
-        "key": {"type": "string", "description": "the topic the fact is stored under"},
-        "value": {"type": "string", "description": "the fact; required for record, ignored for forget"},
-    },
-    "required": ["op", "scope", "key"],
-}
-
-Op = Literal["record", "forget"]
-Outcome = Literal["recorded", "forgotten", "not_found", "error"]
-
-
-class MemoryOpResult(BaseModel):
-    """What one memory operation did; `text` is the tool result shown to the model."""
-
-    op: str
-    scope: str
-    key: str
-    outcome: Outcome
-    text: str
-
-    @property
-    def is_error(self) -> bool:
-        return self.outcome == "error"
-
+from server.memory.tool import MemoryArguments, MemoryOpResult, Op, Outcome
 
 ChangeListener = Callable[[Owner, Scope, "str | None"], Awaitable[None]]
 
@@ -71,29 +25,26 @@ class MemoryService:
         for listener in self.listeners:
             await listener(owner, scope, key)
 
-    async def apply(self, owner: Owner, op: str, scope: str, key: str, value: str | None) -> MemoryOpResult:
-        """Run one `memory` tool call. Invalid arguments and store failures become error results."""
+    async def apply(self, owner: Owner, call: MemoryArguments) -> MemoryOpResult:
+        """Run one `memory` tool call. A missing value and store failures become error results."""
+        scope, key = call.scope, call.key
 
         def result(outcome: Outcome, text: str) -> MemoryOpResult:
-            return MemoryOpResult(op=op, scope=scope, key=key, outcome=outcome, text=text)
+            return MemoryOpResult(op=call.op, scope=scope, key=key, outcome=outcome, text=text)
 
-        if op not in ("record", "forget"):
-            return result("error", f"Unknown op {op!r}: use one of 'record', 'forget'.")
-        if scope not in ("user", "session"):
-            return result("error", f"Unknown scope {scope!r}: use one of 'user', 'session'.")
-        where = Scope(scope)
         try:
-            if op == "record":
-                if value is None or value == "":
-                    return result("error", f'The value is required to record {scope} memory "{key}".')
-                await self.store.put(owner, where, value, key=key)
-                await self._changed(owner, where, key)
-                return result("recorded", f'Recorded {scope} memory "{key}".')
-            forgotten = await self.store.forget_key(owner, where, key)
-            if forgotten is None:
-                return result("not_found", f'No {scope} memory found for "{key}".')
-            await self._changed(owner, where, key)
-            return result("forgotten", f'Forgot {scope} memory "{key}".')
+            match call.op:
+                case Op.RECORD:
+                    if not call.value:
+                        return result("error", f'The value is required to record {scope} memory "{key}".')
+                    await self.store.put(owner, scope, call.value, key=key)
+                    await self._changed(owner, scope, key)
+                    return result("recorded", f'Recorded {scope} memory "{key}".')
+                case Op.FORGET:
+                    if await self.store.forget_key(owner, scope, key) is None:
+                        return result("not_found", f'No {scope} memory found for "{key}".')
+                    await self._changed(owner, scope, key)
+                    return result("forgotten", f'Forgot {scope} memory "{key}".')
         except (MemoryInputError, StoreError) as e:
             return result("error", str(e))
 
@@ -104,8 +55,17 @@ class MemoryService:
             return records, None
         return records[:limit], await self.store.count(owner, scope)
 
-    async def preamble(self, owner: Owner) -> str:
+    async def preamble(
+        self, owner: Owner, query: str | None = None, scopes: frozenset[Scope] = frozenset(Scope)
+    ) -> Preamble:
+        """The preamble for this owner now, with its manifest: every fact when all fit, else the
+        newest that fit. `query` (the turn's text) is where relevance selection plugs in; `scopes`
+        narrows it to user or session facts."""
         limit = self.budget.max_items
-        user, user_total = await self.newest(owner, Scope.USER, limit)
-        session, session_total = await self.newest(owner, Scope.SESSION, limit)
-        return render_preamble(user, session, self.budget, user_total=user_total, session_total=session_total)
+        user, user_total = await self.newest(owner, Scope.USER, limit) if Scope.USER in scopes else ([], 0)
+        session, session_total = (
+            await self.newest(owner, Scope.SESSION, limit) if Scope.SESSION in scopes else ([], 0)
+        )
+        return compose_preamble(
+            user, session, self.budget, user_total=user_total, session_total=session_total
+        )

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from server.errors import MemoryInputError
+
+WallClock = Callable[[], datetime]
+"""The date and time stored on records (timezone-aware); tests pass a fake one that moves when told."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Scope(StrEnum):
@@ -74,8 +81,14 @@ class MemoryStorage(Protocol):
     and are removed.
     """
 
-    async def put(self, owner: Owner, scope: Scope, content: str, key: str | None = None) -> MemoryRecord:
-        """Record `content`; with a key, replace whatever was under it. Validates limits."""
+    async def put(
+        self, owner: Owner, scope: Scope, content: str, key: str | None = None, request_id: str | None = None
+    ) -> MemoryRecord:
+        """Record `content`; with a key, replace whatever was under it. Validates limits.
+
+        `request_id` makes a keyless put idempotent: repeated with the same id, it lands on the same
+        entry (same handle, same `created_at`) instead of adding another. Ignored with a key.
+        """
         ...
 
     async def get(self, owner: Owner, scope: Scope, key: str) -> MemoryRecord | None: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,9 +13,10 @@ from surrealdb import AsyncSurreal
 
 from server.config import Settings
 from server.errors import ConfigError, StoreError
-from server.memory.shared import open_shared
-from server.memory.storage import MemoryStorage
-from server.memory.surreal import SDK_ERRORS, Clock, SurrealMemoryStore, translated_errors, utc_now
+from server.memory.sharing import open_shared
+from server.memory.sharing.lock import store_refused
+from server.memory.storage import MemoryLimits, MemoryStorage, WallClock, utc_now
+from server.memory.surreal import SDK_ERRORS, SurrealMemoryStore, translated_errors
 
 EMBEDDED_SCHEMES = ("surrealkv", "mem", "memory")
 REMOTE_SCHEMES = ("ws", "wss", "http", "https")
@@ -31,6 +32,14 @@ def display_url(url: str) -> str:
     if parts.port is not None:
         host += f":{parts.port}"
     return parts._replace(netloc=host).geturl()
+
+
+def limits_from(settings: Settings) -> MemoryLimits:
+    return MemoryLimits(
+        max_key_chars=settings.max_key_chars,
+        max_value_bytes=settings.max_value_bytes,
+        max_records_per_owner=settings.max_memories,
+    )
 
 
 async def _close(db: Any, shown: str) -> None:
@@ -49,10 +58,10 @@ def embedded_path(url: str) -> Path | None:
 
 
 @asynccontextmanager
-async def open_store(settings: Settings, *, clock: Clock = utc_now) -> AsyncIterator[MemoryStorage]:
+async def open_store(settings: Settings, *, clock: WallClock = utc_now) -> AsyncIterator[MemoryStorage]:
     """The store named by MEMORY_ROUTER_STORE.
 
-    An embedded store on disk is shared by every memory-router process that opens it (`shared.py`):
+    An embedded store on disk is shared by every memory-router process that opens it (`sharing/`):
     the one holding its lock opens the engine and serves the others, and when it exits another takes
     over. On exit this process's part is closed, and the lock released if it held it.
     """
@@ -62,15 +71,18 @@ async def open_store(settings: Settings, *, clock: Clock = utc_now) -> AsyncIter
             yield store
         return
     path = path.resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except PermissionError as e:
+        raise store_refused(path, e) from e
     url = f"surrealkv://{path}"
-    async with open_shared(path, lambda: open_engine(settings, url, clock=clock), clock=clock) as shared:
+    async with open_shared(path, lambda: open_engine(settings, url, clock=clock)) as shared:
         yield shared
 
 
 @asynccontextmanager
 async def open_engine(
-    settings: Settings, url: str, *, clock: Clock = utc_now
+    settings: Settings, url: str, *, clock: WallClock = utc_now
 ) -> AsyncIterator[SurrealMemoryStore]:
     """Connect to `url`, sign in (remote), select namespace/database, define the schema.
 
@@ -89,6 +101,8 @@ async def open_engine(
         os.environ.setdefault("SURREAL_SYNC_DATA", "true")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        with suppress(FileExistsError):
+            path.mkdir(mode=0o700)
     async with AsyncExitStack() as stack:
         db: Any = AsyncSurreal(url)
         if scheme not in STATELESS_SCHEMES:
@@ -96,7 +110,7 @@ async def open_engine(
                 await db.connect()
             stack.push_async_callback(_close, db, shown)
         store = SurrealMemoryStore(
-            db, limits=settings.limits, session_ttl_seconds=settings.session_ttl_seconds, clock=clock
+            db, limits=limits_from(settings), session_ttl_seconds=settings.session_ttl_seconds, clock=clock
         )
         stack.push_async_callback(store.aclose)
         if scheme in REMOTE_SCHEMES:
@@ -105,7 +119,22 @@ async def open_engine(
             await db.use(settings.store_namespace, settings.store_database)
         await store.define_schema()
         await store.sweep_expired_sessions()
+        if path is not None:
+            keep_private(path)
         yield store
+
+
+def keep_private(store_dir: Path) -> None:
+    """Make the engine's directories 0700 and its files 0600, whatever the umask (it creates them
+    0755 and 0644). Files the engine adds later follow the umask but sit in 0700 directories."""
+    for root, _dirs, files in os.walk(store_dir):
+        with suppress(FileNotFoundError):
+            os.chmod(root, 0o700)
+        for name in files:
+            file = Path(root, name)
+            if not file.is_symlink():
+                with suppress(FileNotFoundError):
+                    os.chmod(file, 0o600)
 
 
 async def _sign_in(db: Any, settings: Settings) -> None:

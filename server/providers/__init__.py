@@ -15,7 +15,7 @@ from server.providers.registry import (
     make_provider,
     provider_info,
 )
-from server.providers.transport import Clock, RetryPolicy
+from server.providers.transport import Clock, RetryPolicy, quiet_http_library_logs
 
 __all__ = [
     "INVALID_ARGUMENTS",
@@ -29,4 +29,5 @@ __all__ = [
     "is_configured",
     "make_provider",
     "provider_info",
+    "quiet_http_library_logs",
 ]

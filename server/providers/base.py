@@ -4,21 +4,24 @@ An adapter only says how to build its wire request, read its wire response, read
 and decode its stream; `complete` and `stream` are written once here, and a stream decoder ends by
 rebuilding the non-streamed body and reading it with the same function `complete` uses, so both
 verbs return the same response for the same answer.
+
+Wire bodies are validated once into each adapter's private `WireModel`s; `HttpProvider.validated` is
+the one place where a body of the wrong shape becomes a `ProviderError` (`invalid_response`).
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Collection, Mapping
 from contextlib import aclosing
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from server.errors import ProviderError, ProviderErrorCategory
-from server.providers.failures import ErrorDetail
+from server.providers.failures import ErrorDetail, RetryHint, header_retry_hint
 from server.providers.framing import Framing
 from server.providers.transport import Clock, HttpCaller, RetryPolicy, WireRequest
 from server.providers.types import (
@@ -28,6 +31,30 @@ from server.providers.types import (
     StreamEvent,
     ToolCallEvent,
 )
+
+
+class WireModel(BaseModel):
+    """A vendor payload as read: unknown fields are kept (and echoed where a vendor wants them back)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+Wire = TypeVar("Wire", bound=BaseModel)
+Body = TypeVar("Body", bound=BaseModel)
+Event = TypeVar("Event", bound=BaseModel)
+
+OTHER = "other"  # the tag of every block, part or event type an adapter does not know
+
+
+def kind_of(known: Collection[str], field: str = "type") -> Callable[[Any], str]:
+    """A discriminator for a union of wire blocks: the block's `field` when known, else `OTHER`,
+    so a block type the vendor adds later is kept as an unknown block instead of failing the body."""
+
+    def kind(value: Any) -> str:
+        tag = value.get(field) if isinstance(value, Mapping) else getattr(value, field, None)
+        return tag if isinstance(tag, str) and tag in known else OTHER
+
+    return kind
 
 
 class Provider(Protocol):
@@ -43,21 +70,28 @@ class Provider(Protocol):
     async def check(self) -> None: ...
 
 
-class StreamDecoder(ABC):
-    """Turns raw body chunks into events, then into the final response."""
+class StreamDecoder(ABC, Generic[Event, Body]):
+    """Turns raw body chunks into typed events, then into the final response."""
 
-    def __init__(self, provider: HttpProvider, request: CompletionRequest, framing: Framing) -> None:
+    def __init__(
+        self,
+        provider: HttpProvider[Body],
+        request: CompletionRequest,
+        framing: Framing,
+        event_model: type[Event],
+    ) -> None:
         self.provider = provider
         self.request = request
         self.response: CompletionResponse
         self._framing = framing
+        self._event_model = event_model
 
     @abstractmethod
-    def on(self, data: dict[str, Any], events: list[StreamEvent]) -> None:
-        """Take in one decoded frame, appending any events it completes."""
+    def on(self, event: Event, events: list[StreamEvent]) -> None:
+        """Take in one validated frame, appending any events it completes."""
 
     @abstractmethod
-    def payload(self) -> Any:
+    def payload(self) -> Body:
         """The non-streamed response body this stream amounts to."""
 
     def is_terminator(self, frame: str) -> bool:
@@ -69,7 +103,7 @@ class StreamDecoder(ABC):
     def close(self) -> list[StreamEvent]:
         """Called once the body has ended: reads the rebuilt body the way `complete` would."""
         events = self._take(self._framing.close())
-        self.response = self.provider.read_payload(self.payload(), self.request)
+        self.response = self.provider.parse_response(self.payload(), self.request)
         return events + [ToolCallEvent(tool_call=call) for call in self.response.tool_calls]
 
     def _take(self, frames: list[str]) -> list[StreamEvent]:
@@ -79,7 +113,7 @@ class StreamDecoder(ABC):
                 continue
             data = self.load(frame)
             if isinstance(data, dict):
-                self.on(data, events)
+                self.on(self.provider.validated(self._event_model, data, self.request.model), events)
         return events
 
     def fail(self, detail: ErrorDetail) -> ProviderError:
@@ -96,13 +130,15 @@ class StreamDecoder(ABC):
         except ValueError:
             raise self.fail(
                 ErrorDetail(
-                    "the provider sent a stream event that is not valid JSON", ProviderErrorCategory.UNKNOWN
+                    "the provider sent a stream event that is not valid JSON",
+                    ProviderErrorCategory.INVALID_RESPONSE,
                 )
             ) from None
 
 
-class HttpProvider(ABC):
+class HttpProvider(ABC, Generic[Body]):
     name: str  # set by each adapter class
+    response_model: type[Body]  # the non-streamed response body, as each adapter reads it
 
     def __init__(
         self,
@@ -122,6 +158,7 @@ class HttpProvider(ABC):
             provider=self.name,
             secrets=[api_key.get_secret_value()] if api_key else [],
             parse_error=self.parse_error,
+            retry_hint=self.retry_hint,
             policy=policy or RetryPolicy(),
             clock=clock or Clock(),
         )
@@ -135,13 +172,19 @@ class HttpProvider(ABC):
     def build_request(self, request: CompletionRequest, *, stream: bool) -> WireRequest: ...
 
     @abstractmethod
-    def parse_response(self, payload: Any, request: CompletionRequest) -> CompletionResponse: ...
+    def parse_response(self, body: Body, request: CompletionRequest) -> CompletionResponse: ...
 
     @abstractmethod
-    def decoder(self, request: CompletionRequest) -> StreamDecoder: ...
+    def decoder(self, request: CompletionRequest) -> StreamDecoder[Any, Body]: ...
 
     @abstractmethod
-    def parse_error(self, status: int, payload: Any) -> ErrorDetail: ...
+    def parse_error(self, status: int, payload: Any) -> ErrorDetail:
+        """Best effort: an error body of an unexpected shape still says what it can."""
+
+    def retry_hint(self, headers: Mapping[str, str]) -> RetryHint:
+        """What a failed response's headers say about retrying: the standard `retry-after`, unless an
+        adapter knows its vendor's own headers."""
+        return header_retry_hint(headers)
 
     @abstractmethod
     def check_request(self) -> WireRequest: ...
@@ -167,18 +210,19 @@ class HttpProvider(ABC):
         await self.http.request_json(self.check_request(), None)
 
     def read_payload(self, payload: Any, request: CompletionRequest) -> CompletionResponse:
-        """`parse_response`, with a wire body of an unexpected shape reported as a provider error."""
+        return self.parse_response(self.validated(self.response_model, payload, request.model), request)
+
+    def validated(self, shape: type[Wire], data: Any, model: str | None) -> Wire:
+        """`data` read as `shape`; a body of another shape is an `invalid_response` error."""
         try:
-            return self.parse_response(payload, request)
-        except ProviderError:
-            raise
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            return shape.model_validate(data)
+        except ValidationError as e:
             detail = ErrorDetail(
-                f"the provider's response has an unexpected shape ({type(e).__name__})",
-                ProviderErrorCategory.UNKNOWN,
+                f"the provider's response has an unexpected shape (at {_where(e)})",
+                ProviderErrorCategory.INVALID_RESPONSE,
                 retryable=False,
             )
-            raise self.http.error(detail, request.model) from e
+            raise self.http.error(detail, model) from e
 
     # Body fields that provider_options may not replace: they carry the request itself.
     reserved_fields: ClassVar[frozenset[str]] = frozenset()
@@ -198,6 +242,20 @@ class HttpProvider(ABC):
         """A request this provider cannot take, refused before anything is sent."""
         detail = ErrorDetail(message, ProviderErrorCategory.INVALID_REQUEST, retryable=False)
         return self.http.error(detail, request.model)
+
+
+def leniently(shape: type[Wire], data: Any) -> Wire | None:
+    """`data` read as `shape`, or None: for error bodies, which are read for what they can tell."""
+    try:
+        return shape.model_validate(data)
+    except ValidationError:
+        return None
+
+
+def _where(error: ValidationError) -> str:
+    """The path of the first misfit (never the offending value, which we did not write)."""
+    path = error.errors()[0]["loc"] if error.error_count() else ()
+    return ".".join(str(p) for p in path) or "the top level"
 
 
 def _deep_merge(into: dict[str, Any], extra: dict[str, Any]) -> None:

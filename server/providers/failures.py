@@ -7,14 +7,13 @@ whose body mentions "policy" stays an outage.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 from server.errors import ProviderError, ProviderErrorCategory
+from server.providers.redaction import redact
 
 Category = ProviderErrorCategory
 
@@ -74,14 +73,34 @@ class ErrorDetail:
     retry_after: float | None = None
 
 
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
-    if ms := headers.get("retry-after-ms"):
-        try:
-            return max(float(ms) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
+@dataclass(frozen=True, slots=True)
+class RetryHint:
+    """What a failed response's headers say about retrying."""
+
+    after: float | None = None  # seconds to wait
+    retry: bool | None = None  # the provider's own verdict, over the category's
+
+
+def header_retry_hint(
+    headers: Mapping[str, str], *, milliseconds: str | None = None, verdict: str | None = None
+) -> RetryHint:
+    """The standard `retry-after` (seconds or an HTTP date), preceded by a vendor's header of
+    `milliseconds` to wait, and with its `verdict` header ("true"/"false") when it names one."""
+    after = _milliseconds(headers.get(milliseconds)) if milliseconds else None
+    if after is None:
+        after = _retry_after(headers.get("retry-after"))
+    flag = headers.get(verdict) if verdict else None
+    return RetryHint(after=after, retry={"true": True, "false": False}.get(flag or ""))
+
+
+def _milliseconds(value: str | None) -> float | None:
+    try:
+        return max(float(value) / 1000, 0.0) if value else None
+    except ValueError:
+        return None
+
+
+def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
@@ -95,33 +114,6 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
-
-
-def parse_duration_seconds(value: Any) -> float | None:
-    """A protobuf JSON duration such as "33s" or "0.5s"."""
-    if isinstance(value, str) and (match := _DURATION.match(value)):
-        return float(match.group(1))
-    return None
-
-
-def should_retry_header(headers: Mapping[str, str]) -> bool | None:
-    """The `x-should-retry` override some providers send."""
-    value = headers.get("x-should-retry")
-    if value == "true":
-        return True
-    if value == "false":
-        return False
-    return None
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text
-
-
 def build_error(
     *,
     provider: str,
@@ -129,7 +121,7 @@ def build_error(
     status: int | None,
     detail: ErrorDetail,
     secrets: Iterable[str],
-    headers: Mapping[str, str] | None = None,
+    hint: RetryHint | None = None,
 ) -> ProviderError:
     category = category_for_status(status) if status is not None else Category.UNKNOWN
     if detail.category is not None:
@@ -138,9 +130,9 @@ def build_error(
     if detail.retryable is not None:
         retryable = detail.retryable
     retry_after = detail.retry_after
-    if headers is not None:
-        retry_after = parse_retry_after(headers) if retry_after is None else retry_after
-        retryable = override if (override := should_retry_header(headers)) is not None else retryable
+    if hint is not None:
+        retry_after = hint.after if retry_after is None else retry_after
+        retryable = hint.retry if hint.retry is not None else retryable
     return ProviderError(
         category,
         redact(detail.message, secrets) or f"HTTP {status}",

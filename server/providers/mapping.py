@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from server.providers.types import Message, Parameters, ToolSpec
+from server.providers.types import Message, Parameters
 
 # Set in a tool call's provider_details when the model's arguments were not a JSON object: the
 # call is passed through with empty arguments so the host can answer it with a tool error.
@@ -60,14 +60,3 @@ def wire_parameters(params: Parameters, **wire_names: str) -> dict[str, Any]:
         if value is not None and value != []:
             out[wire_name] = value
     return out
-
-
-def function_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
-    """Tools in the `{"type": "function", "function": {...}}` shape OpenAI and Ollama share."""
-    return [
-        {
-            "type": "function",
-            "function": {"name": t.name, "description": t.description, "parameters": t.input_schema},
-        }
-        for t in tools
-    ]

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from typing import Any, assert_never
 
-from server.providers.base import HttpProvider, StreamDecoder
+from server.providers.base import HttpProvider, StreamDecoder, WireModel, leniently
 from server.providers.failures import Category, ErrorDetail, looks_like_context_length
 from server.providers.framing import NDJSONParser
-from server.providers.mapping import (
-    function_tools,
-    stable_call_id,
-    tool_names_by_id,
-    tool_result_text,
-    wire_parameters,
-)
+from server.providers.mapping import stable_call_id, tool_names_by_id, tool_result_text, wire_parameters
+from server.providers.openai import function_tools
 from server.providers.transport import WireRequest
 from server.providers.types import (
     CompletionRequest,
@@ -28,9 +23,41 @@ from server.providers.types import (
     Usage,
 )
 
+# What we read of a chat response (each NDJSON line is one too).
 
-class OllamaProvider(HttpProvider):
+
+class _Function(WireModel):
+    name: str | None = None
+    arguments: dict[str, Any] | None = None  # an object, unlike OpenAI's JSON string
+
+
+class _Call(WireModel):
+    id: str | None = None  # newer servers only
+    function: _Function | None = None
+
+
+class _Message(WireModel):
+    content: str | None = None
+    tool_calls: list[_Call] | None = None
+
+
+class _Chat(WireModel):
+    model: str | None = None
+    message: _Message | None = None
+    done: bool | None = None
+    done_reason: str | None = None
+    prompt_eval_count: int | None = None
+    eval_count: int | None = None
+    error: str | None = None  # a failure reported inside a stream
+
+
+class _ErrorBody(WireModel):
+    error: str | None = None
+
+
+class OllamaProvider(HttpProvider[_Chat]):
     name = "ollama"
+    response_model = _Chat
     reserved_fields = frozenset({"model", "messages", "stream", "tools"})
 
     def _headers(self) -> dict[str, str]:
@@ -101,10 +128,10 @@ class OllamaProvider(HttpProvider):
         if message.has_images():
             raise self.invalid(f"Ollama takes images only in user messages, not {message.role} ones", request)
 
-    def parse_response(self, payload: Any, request: CompletionRequest) -> CompletionResponse:
-        message = payload.get("message") or {}
-        calls = [self._read_call(i, c) for i, c in enumerate(message.get("tool_calls") or [])]
-        raw = payload.get("done_reason")
+    def parse_response(self, body: _Chat, request: CompletionRequest) -> CompletionResponse:
+        message = body.message or _Message()
+        calls = [self._read_call(i, c) for i, c in enumerate(message.tool_calls or [])]
+        raw = body.done_reason
         if calls:
             finish = FinishReason.TOOL_CALLS  # done_reason stays "stop" when tools are called
         elif raw == "length":
@@ -112,61 +139,62 @@ class OllamaProvider(HttpProvider):
         else:
             finish = FinishReason.STOP if raw in ("stop", None) else FinishReason.OTHER
         return CompletionResponse(
-            text=message.get("content") or "",
+            text=message.content or "",
             tool_calls=calls,
             finish_reason=finish,
             raw_finish_reason=raw,
-            usage=Usage(
-                input_tokens=payload.get("prompt_eval_count") or 0,
-                output_tokens=payload.get("eval_count") or 0,
-            ),
-            model=payload.get("model") or request.model,
+            usage=Usage(input_tokens=body.prompt_eval_count or 0, output_tokens=body.eval_count or 0),
+            model=body.model or request.model,
             provider=self.name,
         )
 
     @staticmethod
-    def _read_call(index: int, wire: dict[str, Any]) -> ToolCall:
-        function = wire.get("function") or {}
-        name, arguments = function.get("name") or "", function.get("arguments") or {}
-        call_id = wire.get("id") or stable_call_id("ollama", index, name, arguments)
+    def _read_call(index: int, wire: _Call) -> ToolCall:
+        function = wire.function or _Function()
+        name, arguments = function.name or "", function.arguments or {}
+        call_id = wire.id or stable_call_id("ollama", index, name, arguments)
         return ToolCall(id=call_id, name=name, arguments=arguments)
 
-    def decoder(self, request: CompletionRequest) -> StreamDecoder:
+    def decoder(self, request: CompletionRequest) -> StreamDecoder[Any, _Chat]:
         return _Decoder(self, request)
 
     def parse_error(self, status: int, payload: Any) -> ErrorDetail:
-        message = payload.get("error") if isinstance(payload, dict) else payload
-        message = str(message or "")
-        if status in (400, 500) and looks_like_context_length(message):
-            return ErrorDetail(message, Category.CONTEXT_LENGTH)
-        return ErrorDetail(message)
+        body = leniently(_ErrorBody, payload)
+        return _error_detail(status, body.error if body is not None else str(payload or ""))
 
     def check_request(self) -> WireRequest:
         return WireRequest("GET", f"{self.base_url}/api/tags", self._headers())
 
 
-class _Decoder(StreamDecoder):
+def _error_detail(status: int, message: str | None) -> ErrorDetail:
+    message = message or ""
+    if status in (400, 500) and looks_like_context_length(message):
+        return ErrorDetail(message, Category.CONTEXT_LENGTH)
+    return ErrorDetail(message)
+
+
+class _Decoder(StreamDecoder[_Chat, _Chat]):
     """Merges NDJSON lines: content fragments, whole tool calls, the stats of the `done` line."""
 
     def __init__(self, provider: OllamaProvider, request: CompletionRequest) -> None:
-        super().__init__(provider, request, NDJSONParser())
+        super().__init__(provider, request, NDJSONParser(), _Chat)
         self._text: list[str] = []
-        self._calls: list[dict[str, Any]] = []
-        self._done: dict[str, Any] | None = None
+        self._calls: list[_Call] = []
+        self._done: _Chat | None = None
 
-    def on(self, data: dict[str, Any], events: list[StreamEvent]) -> None:
-        if data.get("error"):
-            raise self.fail(self.provider.parse_error(200, data))
-        message = data.get("message") or {}
-        if text := message.get("content"):
+    def on(self, event: _Chat, events: list[StreamEvent]) -> None:
+        if event.error:
+            raise self.fail(_error_detail(200, event.error))
+        message = event.message or _Message()
+        if text := message.content:
             self._text.append(text)
             events.append(TextDelta(text=text))
-        self._calls.extend(message.get("tool_calls") or [])
-        if data.get("done"):
-            self._done = data
+        self._calls.extend(message.tool_calls or [])
+        if event.done:
+            self._done = event
 
-    def payload(self) -> Any:
+    def payload(self) -> _Chat:
         if self._done is None:
             raise self.incomplete()
-        message = {"role": "assistant", "content": "".join(self._text), "tool_calls": self._calls}
-        return {**self._done, "message": message}
+        message = _Message(content="".join(self._text), tool_calls=self._calls)
+        return self._done.model_copy(update={"message": message})

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, assert_never
 from urllib.parse import urlsplit
 
-from server.providers.base import HttpProvider, StreamDecoder
-from server.providers.failures import Category, ErrorDetail, looks_like_context_length
+from server.providers.base import HttpProvider, StreamDecoder, WireModel, leniently
+from server.providers.failures import (
+    Category,
+    ErrorDetail,
+    RetryHint,
+    header_retry_hint,
+    looks_like_context_length,
+)
 from server.providers.framing import SSEParser
 from server.providers.mapping import (
     INVALID_ARGUMENTS,
     details_for,
-    function_tools,
     parse_arguments,
     tool_result_text,
     wire_parameters,
@@ -30,6 +37,7 @@ from server.providers.types import (
     TextPart,
     ToolCall,
     ToolChoice,
+    ToolSpec,
     Usage,
 )
 
@@ -43,8 +51,78 @@ _FINISH = {
 _QUOTA_CODES = ("insufficient_quota", "billing_hard_limit_reached")
 
 
-class OpenAIProvider(HttpProvider):
+# What we read of a chat.completion (and of its chunks); everything else is kept as it came.
+
+
+class _Function(WireModel):
+    name: str | None = None
+    arguments: str | None = None  # a JSON string, streamed in fragments
+
+
+class _Call(WireModel):
+    index: int | None = None  # only in stream fragments
+    id: str | None = None
+    function: _Function | None = None
+    extra_content: Any = None  # Gemini's OpenAI endpoint puts its thought signature here
+
+
+class _Message(WireModel):
+    content: str | None = None
+    tool_calls: list[_Call] | None = None
+
+
+class _Choice(WireModel):
+    message: _Message | None = None
+    finish_reason: str | None = None
+
+
+class _Usage(WireModel):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class _Completion(WireModel):
+    model: str | None = None
+    choices: list[_Choice] | None = None
+    usage: _Usage | None = None
+
+
+class _ErrorObject(WireModel):
+    message: str | None = None
+    code: str | int | None = None  # llama.cpp sends the HTTP status here
+    type: str | None = None
+
+
+class _ErrorBody(WireModel):
+    error: _ErrorObject | str | None = None
+
+
+class _ChunkChoice(WireModel):
+    delta: _Message | None = None
+    finish_reason: str | None = None
+
+
+class _Chunk(WireModel):
+    model: str | None = None
+    choices: list[_ChunkChoice] | None = None
+    usage: _Usage | None = None
+    error: _ErrorObject | str | None = None
+
+
+def function_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
+    """Tools in OpenAI's `{"type": "function", "function": {...}}` shape (which Ollama adopted)."""
+    return [
+        {
+            "type": "function",
+            "function": {"name": t.name, "description": t.description, "parameters": t.input_schema},
+        }
+        for t in tools
+    ]
+
+
+class OpenAIProvider(HttpProvider[_Completion]):
     name = "openai"
+    response_model = _Completion
     reserved_fields = frozenset({"model", "messages", "stream", "stream_options", "tools", "tool_choice"})
 
     def _headers(self) -> dict[str, str]:
@@ -123,62 +201,65 @@ class OpenAIProvider(HttpProvider):
             out["extra_content"] = extra  # Gemini's OpenAI endpoint wants its thought signature back
         return out
 
-    def parse_response(self, payload: Any, request: CompletionRequest) -> CompletionResponse:
-        choices = payload.get("choices") or []
-        choice = choices[0] if choices else {}
-        message = choice.get("message") or {}
-        calls = [self._read_call(i, c) for i, c in enumerate(message.get("tool_calls") or [])]
-        raw = choice.get("finish_reason")
+    def parse_response(self, body: _Completion, request: CompletionRequest) -> CompletionResponse:
+        choice = body.choices[0] if body.choices else _Choice()
+        message = choice.message or _Message()
+        calls = [self._read_call(i, c) for i, c in enumerate(message.tool_calls or [])]
+        raw = choice.finish_reason
         finish = _FINISH.get(raw or "", FinishReason.OTHER if raw else FinishReason.STOP)
         if calls and finish in (FinishReason.STOP, FinishReason.OTHER):
             finish = FinishReason.TOOL_CALLS  # compatible servers that say "stop" or nothing
-        usage = payload.get("usage") or {}
+        usage = body.usage or _Usage()
         return CompletionResponse(
-            text=message.get("content") or "",
+            text=message.content or "",
             tool_calls=calls,
             finish_reason=finish,
             raw_finish_reason=raw,
-            usage=Usage(
-                input_tokens=usage.get("prompt_tokens") or 0,
-                output_tokens=usage.get("completion_tokens") or 0,
-            ),
-            model=payload.get("model") or request.model,
+            usage=Usage(input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0),
+            model=body.model or request.model,
             provider=self.name,
         )
 
-    def _read_call(self, index: int, wire: dict[str, Any]) -> ToolCall:
-        function = wire.get("function") or {}
-        arguments, details = parse_arguments(function.get("arguments"))
-        if extra := wire.get("extra_content"):
-            details = {**(details or {}), self.name: {"extra_content": extra}}
+    def _read_call(self, index: int, wire: _Call) -> ToolCall:
+        function = wire.function or _Function()
+        arguments, details = parse_arguments(function.arguments)
+        if wire.extra_content:
+            details = {**(details or {}), self.name: {"extra_content": wire.extra_content}}
         return ToolCall(
-            id=wire.get("id") or f"call_{index}",
-            name=function.get("name") or "",
+            id=wire.id or f"call_{index}",
+            name=function.name or "",
             arguments=arguments,
             provider_details=details,
         )
 
-    def decoder(self, request: CompletionRequest) -> StreamDecoder:
+    def decoder(self, request: CompletionRequest) -> StreamDecoder[Any, _Completion]:
         return _Decoder(self, request)
 
     def parse_error(self, status: int, payload: Any) -> ErrorDetail:
-        error = payload.get("error") if isinstance(payload, dict) else None
-        if not isinstance(error, dict):
-            return ErrorDetail(str(error or payload or ""))
-        message = str(error.get("message", ""))
-        code, kind = str(error.get("code") or ""), str(error.get("type") or "")
-        if code in _QUOTA_CODES or kind in _QUOTA_CODES:
-            return ErrorDetail(message, Category.RATE_LIMIT, retryable=False)
-        if status in (400, 413) and looks_like_context_length(code, kind, message):
-            return ErrorDetail(message or code, Category.CONTEXT_LENGTH)
-        if status == 400 and code == "model_not_found":
-            return ErrorDetail(message, Category.NOT_FOUND)
-        if status == 400 and code == "invalid_api_key":
-            return ErrorDetail(message, Category.AUTHENTICATION)
-        return ErrorDetail(message or code or kind)
+        body = leniently(_ErrorBody, payload)
+        error = body.error if body is not None else None
+        return _error_detail(status, error) if error else ErrorDetail(str(payload or ""))
+
+    def retry_hint(self, headers: Mapping[str, str]) -> RetryHint:
+        return header_retry_hint(headers, milliseconds="retry-after-ms", verdict="x-should-retry")
 
     def check_request(self) -> WireRequest:
         return WireRequest("GET", f"{self.base_url}/models", self._headers())
+
+
+def _error_detail(status: int, error: _ErrorObject | str) -> ErrorDetail:
+    if isinstance(error, str):
+        return ErrorDetail(error)
+    message, code, kind = error.message or "", str(error.code or ""), error.type or ""
+    if code in _QUOTA_CODES or kind in _QUOTA_CODES:
+        return ErrorDetail(message, Category.RATE_LIMIT, retryable=False)
+    if status in (400, 413) and looks_like_context_length(code, kind, message):
+        return ErrorDetail(message or code, Category.CONTEXT_LENGTH)
+    if status == 400 and code == "model_not_found":
+        return ErrorDetail(message, Category.NOT_FOUND)
+    if status == 400 and code == "invalid_api_key":
+        return ErrorDetail(message, Category.AUTHENTICATION)
+    return ErrorDetail(message or code or kind)
 
 
 def _part(part: TextPart | ImagePart) -> dict[str, Any]:
@@ -203,15 +284,36 @@ def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
             assert_never(choice)
 
 
-class _Decoder(StreamDecoder):
+@dataclass
+class _PendingCall:
+    """A streamed tool call: its id and name come once, its arguments in fragments."""
+
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+    extra_content: Any = None
+
+    def take(self, fragment: _Call) -> None:
+        function = fragment.function or _Function()
+        self.id = self.id or fragment.id or ""
+        self.name = self.name or function.name or ""
+        self.arguments.append(function.arguments or "")
+        self.extra_content = fragment.extra_content or self.extra_content
+
+    def call(self) -> _Call:
+        function = _Function(name=self.name, arguments="".join(self.arguments))
+        return _Call(id=self.id, function=function, extra_content=self.extra_content)
+
+
+class _Decoder(StreamDecoder[_Chunk, _Completion]):
     """Rebuilds the chat.completion body: text, and tool calls assembled by their `index`."""
 
     def __init__(self, provider: OpenAIProvider, request: CompletionRequest) -> None:
-        super().__init__(provider, request, SSEParser())
+        super().__init__(provider, request, SSEParser(), _Chunk)
         self._text: list[str] = []
-        self._calls: dict[int, dict[str, Any]] = {}
+        self._calls: dict[int, _PendingCall] = {}
         self._finish: str | None = None
-        self._usage: dict[str, Any] | None = None
+        self._usage: _Usage | None = None
         self._model: str | None = None
         self._done = False
 
@@ -220,49 +322,28 @@ class _Decoder(StreamDecoder):
             self._done = True
         return self._done
 
-    def on(self, data: dict[str, Any], events: list[StreamEvent]) -> None:
-        if "error" in data and not data.get("choices"):
-            raise self.fail(self.provider.parse_error(200, data))
-        self._model = data.get("model") or self._model
-        if data.get("usage"):
-            self._usage = data["usage"]
-        for choice in data.get("choices") or []:
-            delta = choice.get("delta") or {}
-            if text := delta.get("content"):
+    def on(self, event: _Chunk, events: list[StreamEvent]) -> None:
+        if event.error and not event.choices:
+            raise self.fail(_error_detail(200, event.error))
+        self._model = event.model or self._model
+        self._usage = event.usage or self._usage
+        for choice in event.choices or []:
+            delta = choice.delta or _Message()
+            if text := delta.content:
                 self._text.append(text)
                 events.append(TextDelta(text=text))
-            for position, fragment in enumerate(delta.get("tool_calls") or []):
-                self._on_tool_fragment(position, fragment)
-            self._finish = choice.get("finish_reason") or self._finish
+            for position, fragment in enumerate(delta.tool_calls or []):
+                index = fragment.index if fragment.index is not None else position
+                self._calls.setdefault(index, _PendingCall()).take(fragment)
+            self._finish = choice.finish_reason or self._finish
 
-    def _on_tool_fragment(self, position: int, fragment: dict[str, Any]) -> None:
-        index = fragment.get("index", position)
-        call = self._calls.setdefault(index, {"id": "", "name": "", "arguments": [], "extra": None})
-        call["id"] = call["id"] or fragment.get("id") or ""
-        function = fragment.get("function") or {}
-        call["name"] = call["name"] or function.get("name") or ""
-        call["arguments"].append(function.get("arguments") or "")
-        call["extra"] = fragment.get("extra_content") or call["extra"]
-
-    def payload(self) -> Any:
+    def payload(self) -> _Completion:
         if not (self._done or self._finish):  # some servers never set a finish_reason, all send [DONE]
             raise self.incomplete()
-        calls = []
-        for index in sorted(self._calls):
-            call = self._calls[index]
-            wire: dict[str, Any] = {
-                "id": call["id"],
-                "type": "function",
-                "function": {"name": call["name"], "arguments": "".join(call["arguments"])},
-            }
-            if call["extra"]:
-                wire["extra_content"] = call["extra"]
-            calls.append(wire)
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(self._text) or None}
-        if calls:
-            message["tool_calls"] = calls
-        return {
-            "model": self._model,
-            "choices": [{"index": 0, "message": message, "finish_reason": self._finish}],
-            "usage": self._usage,
-        }
+        calls = [self._calls[index].call() for index in sorted(self._calls)]
+        message = _Message(content="".join(self._text) or None, tool_calls=calls or None)
+        return _Completion(
+            model=self._model,
+            choices=[_Choice(message=message, finish_reason=self._finish)],
+            usage=self._usage,
+        )

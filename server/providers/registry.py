@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 from pydantic import SecretStr
@@ -24,7 +24,7 @@ PROVIDER_NAMES: tuple[ProviderName, ...] = ("anthropic", "openai", "gemini", "ol
 @dataclass(frozen=True, slots=True)
 class ProviderInfo:
     name: ProviderName
-    adapter: type[HttpProvider]
+    adapter: type[HttpProvider[Any]]
     default_model: str
     key_env: str | None  # the variable that configures it; None: works without a key
     base_url_env: str

@@ -10,7 +10,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,11 +19,25 @@ import anyio
 import httpx
 
 from server.errors import ProviderError, ProviderErrorCategory
-from server.providers.failures import ErrorDetail, build_error
+from server.providers.failures import ErrorDetail, RetryHint, build_error
+from server.providers.redaction import clip
 
 logger = logging.getLogger(__name__)
 
+# httpcore's DEBUG traces print the exceptions they see, and h11 quotes a refused header whole
+# (`Illegal header value b'Bearer sk-...'`); these loggers stay at WARNING or above, whatever the level.
+_HTTP_LIBRARY_LOGGERS = ("httpx", "httpcore", "h11", "h2", "hpack")
+
+
+def quiet_http_library_logs() -> None:
+    """Call once logging is set up: the HTTP libraries log nothing below WARNING (or the root level)."""
+    level = max(logging.WARNING, logging.getLogger().level)
+    for name in _HTTP_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
 ErrorParser = Callable[[int, Any], ErrorDetail]
+RetryHintReader = Callable[[Mapping[str, str]], RetryHint]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +77,7 @@ class HttpCaller:
         provider: str,
         secrets: list[str],
         parse_error: ErrorParser,
+        retry_hint: RetryHintReader,
         policy: RetryPolicy,
         clock: Clock,
     ) -> None:
@@ -70,6 +85,7 @@ class HttpCaller:
         self._provider = provider
         self._secrets = secrets
         self._parse_error = parse_error
+        self._retry_hint = retry_hint
         self._policy = policy
         self._clock = clock
 
@@ -169,7 +185,7 @@ class HttpCaller:
         try:
             payload: Any = json.loads(response.content) if response.content else None
         except ValueError:
-            payload = response.text[:500]
+            payload = clip(response.text, self._secrets)
         detail = self._parse_error(response.status_code, payload)
         return build_error(
             provider=self._provider,
@@ -177,7 +193,7 @@ class HttpCaller:
             status=response.status_code,
             detail=detail,
             secrets=self._secrets,
-            headers=response.headers,
+            hint=self._retry_hint(response.headers),
         )
 
     def _decode_json(self, content: bytes, model: str | None, status: int) -> Any:
@@ -185,7 +201,9 @@ class HttpCaller:
             return json.loads(content)
         except ValueError:
             raise self.error(
-                ErrorDetail("the provider's response is not valid JSON", ProviderErrorCategory.UNKNOWN),
+                ErrorDetail(
+                    "the provider's response is not valid JSON", ProviderErrorCategory.INVALID_RESPONSE
+                ),
                 model,
                 status,
             ) from None

@@ -10,21 +10,76 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Discriminator, Field, Tag, model_validator
+
+# ---- Size limits of a routed request -------------------------------------------------------------
+# Every list and string a caller sends is bounded, so one call cannot make the server do unbounded
+# work. Generous enough for anything a model itself returns in one turn, since hosts echo those back.
+# The README lists them under `route_completion`, Limits.
+MAX_MESSAGES = 5_000
+MAX_PARTS_PER_MESSAGE = 256
+MAX_TOOL_CALLS_PER_MESSAGE = 128
+MAX_TOOLS = 256
+MAX_FALLBACKS = 8
+MAX_MODELS_TRIED = 1 + MAX_FALLBACKS  # aliases expand into chains: only this many targets are tried
+MAX_STOP_SEQUENCES = 16
+MAX_NAME_CHARS = 256  # model strings, tool and call names and ids, media types, stop sequences
+MAX_TEXT_CHARS = 1_000_000  # the system prompt, a message's text, a text part, a tool description
+MAX_IMAGE_CHARS = 10_000_000  # an image's base64 data or its url
+MAX_JSON_DEPTH = 32  # nesting of tool schemas, call arguments, provider details and options
+MAX_JSON_SIZE = 100_000  # one tool's input schema, all provider_options: values plus characters
+MAX_DETAILS_SIZE = MAX_TEXT_CHARS  # call arguments and provider details a model produced
+
+
+def json_size_problem(value: Any, max_size: int, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why a parsed JSON value is over the limits, else None. Iterative, and it stops as soon as the
+    size passes `max_size`, so a huge or deeply nested value costs at most that many steps."""
+    size = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > max_depth:
+            return f"is nested deeper than {max_depth} levels"
+        size += 1 + (len(item) if isinstance(item, str | dict | list) else 0)
+        if size <= max_size and isinstance(item, dict):
+            size += sum(len(key) for key in item if isinstance(key, str))
+            pending.extend((child, depth + 1) for child in item.values())
+        elif size <= max_size and isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
+        if size > max_size:
+            return f"is larger than {max_size:,} (JSON values plus characters)"
+    return None
+
+
+def _json_within(max_size: int) -> AfterValidator:
+    def check(value: Any) -> Any:
+        problem = json_size_problem(value, max_size)
+        if problem is not None:
+            raise ValueError(f"this value {problem}")
+        return value
+
+    return AfterValidator(check)
+
+
+Name = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+ImageSource = Annotated[str, Field(max_length=MAX_IMAGE_CHARS)]
+Details = Annotated[dict[str, Any], _json_within(MAX_DETAILS_SIZE)]
+JsonSchema = Annotated[dict[str, Any], _json_within(MAX_JSON_SIZE)]
 
 
 class TextPart(BaseModel):
     type: Literal["text"] = "text"
-    text: str
+    text: Text
 
 
 class ImagePart(BaseModel):
     """An image: base64 `data` with its `media_type`, or a `url` for providers that fetch one."""
 
     type: Literal["image"] = "image"
-    data: str | None = None
-    media_type: str | None = None
-    url: str | None = None
+    data: ImageSource | None = None
+    media_type: Name | None = None
+    url: ImageSource | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
@@ -38,13 +93,21 @@ class ImagePart(BaseModel):
 ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 
+# Tagged by the input's own type, so an over-long string or list reports its own error, not both.
+Content = Annotated[
+    Annotated[Text, Tag("text")]
+    | Annotated[list[ContentPart], Field(max_length=MAX_PARTS_PER_MESSAGE), Tag("parts")],
+    Discriminator(lambda value: "text" if isinstance(value, str) else "parts"),
+]
+
+
 class ToolCall(BaseModel):
     """A call the model wants made. `provider_details` must be echoed back unchanged."""
 
-    id: str
-    name: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    provider_details: dict[str, Any] | None = None
+    id: Name
+    name: Name
+    arguments: Details = Field(default_factory=dict)
+    provider_details: Details | None = None
 
 
 class Message(BaseModel):
@@ -55,12 +118,12 @@ class Message(BaseModel):
     """
 
     role: Literal["user", "assistant", "tool"]
-    content: str | list[ContentPart] = ""
-    tool_calls: list[ToolCall] = Field(default_factory=list)
-    tool_call_id: str | None = None
-    name: str | None = None
+    content: Content = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list, max_length=MAX_TOOL_CALLS_PER_MESSAGE)
+    tool_call_id: Name | None = None
+    name: Name | None = None
     is_error: bool = False
-    provider_details: dict[str, Any] | None = None
+    provider_details: Details | None = None
 
     @model_validator(mode="after")
     def _role_fields(self) -> Self:
@@ -87,15 +150,15 @@ class Message(BaseModel):
 
 
 class ToolSpec(BaseModel):
-    name: str
-    description: str = ""
-    input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    name: Name
+    description: Text = ""
+    input_schema: JsonSchema = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
 class NamedToolChoice(BaseModel):
     """Force a call to this tool."""
 
-    name: str
+    name: Name
 
 
 ToolChoice = Literal["auto", "none", "required"] | NamedToolChoice
@@ -105,7 +168,7 @@ class Parameters(BaseModel):
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     top_p: float | None = None
-    stop: list[str] | None = None
+    stop: list[Name] | None = Field(default=None, max_length=MAX_STOP_SEQUENCES)
 
 
 class CompletionRequest(BaseModel):

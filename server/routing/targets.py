@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from server.config import Settings
 from server.errors import RoutingError
 from server.providers import PROVIDER_NAMES, configured_providers, is_configured, provider_info
+from server.providers.types import MAX_MODELS_TRIED
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +61,12 @@ def parse_target(model: str, settings: Settings) -> Target:
 
 
 def resolve_chain(model: str | None, fallbacks: Sequence[str], settings: Settings) -> list[Target]:
-    """The models to try in order: the named one (or an alias's chain), then `fallbacks`."""
+    """The models to try in order: the named one (or an alias's chain), then `fallbacks`; each once,
+    and no more than MAX_MODELS_TRIED of them (aliases can expand a short list into a long chain)."""
     names: list[str] = []
     for name in [model or default_model(settings), *fallbacks]:
         alias = settings.aliases.get(name)
         names.extend([alias.model, *alias.fallbacks] if alias else [name])
-    chain: list[Target] = []
-    for name in names:
-        target = parse_target(name, settings)
-        if target not in chain:
-            chain.append(target)
-    return chain
+    # A dict keeps the first occurrence of each target, in order, in linear time.
+    chain = dict.fromkeys(parse_target(name, settings) for name in names)
+    return list(chain)[:MAX_MODELS_TRIED]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from server.auth import TokensFile
 from server.config import Settings
+from server.mcp.auth import TokensFile
 
 
 @pytest.fixture

@@ -17,10 +17,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_helpers import read_json, text_of
 from pydantic import SecretStr
 
-from server.app import build_server
-from server.auth import build_token_verifier
 from server.config import Settings
-from server.http import build_http_app
+from server.mcp.auth import build_token_verifier
+from server.mcp.http import build_http_app
 
 
 @pytest.fixture
@@ -155,8 +154,7 @@ async def test_route_completion_gives_the_model_only_the_callers_memories(
         update={"openai_api_key": SecretStr("sk-test"), "openai_base_url": "https://openai.test/v1"}
     )
     async with httpx.AsyncClient(transport=httpx.MockTransport(upstream)) as fake_openai:
-        mcp = build_server(settings, http_client=fake_openai)
-        app = build_http_app(settings, verifier=build_token_verifier(settings), mcp=mcp)
+        app = build_http_app(settings, verifier=build_token_verifier(settings), http_client=fake_openai)
         with anyio.fail_after(20):
             async with (
                 running(settings, app=app) as url,

@@ -7,9 +7,9 @@ from http_helpers import connect, memory, running
 from mcp import Client
 from mcp_helpers import read_json, text_of
 
-from server.app import build_server
 from server.config import Settings
-from server.ratelimit import ToolCallRateLimit
+from server.mcp.ratelimit import ToolCallRateLimit
+from server.mcp.server import build_server
 
 
 async def test_tool_calls_over_the_limit_get_a_clear_tool_error_and_other_users_are_unaffected(

@@ -16,11 +16,11 @@ from http_helpers import INITIALIZE, MCP_HEADERS, connect, memory, running
 from mcp_helpers import text_of
 from pydantic import SecretStr
 
-from server.auth import TokensFile
 from server.cli import main
 from server.config import Settings
 from server.errors import ConfigError
-from server.http import serve_http
+from server.mcp.auth import TokensFile
+from server.mcp.http import serve_http
 
 
 async def post(base: str, body: object = INITIALIZE, **headers: str) -> httpx.Response:

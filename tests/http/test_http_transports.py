@@ -9,7 +9,7 @@ from mcp import types
 from mcp_helpers import read_json, text_of
 
 from server.config import Settings
-from server.http import Transport
+from server.mcp.http import Transport
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 
 from mcp import Client, StdioServerParameters, types
 
-from server.memory.lock import lock_path_for
+from server.memory.sharing import lock
 
 
 def server_env(store_dir: Path, session: str = "stdio-session") -> dict[str, str]:
@@ -66,8 +66,10 @@ async def user_keys(client: Client) -> set[str]:
 
 
 def holder_pid(store_dir: Path) -> int:
-    """The PID in the lock file: the process that has the engine open."""
-    return int(lock_path_for(store_dir).read_text().strip())
+    """The process that has the engine open, as the lock file names it."""
+    pid = lock.holder_pid(store_dir)
+    assert pid is not None, f"no process holds the lock of {store_dir}"
+    return pid
 
 
 def processes_with_files_open_in(store_dir: Path) -> set[int]:

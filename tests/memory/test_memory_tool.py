@@ -9,10 +9,11 @@ import anyio
 import pytest
 from mcp import Client, types
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.subscriptions import ResourceUpdated
 from mcp_helpers import read_json, text_of
 
-from server.app import build_server
 from server.config import Settings
+from server.mcp.server import build_server
 
 
 async def record(client: Client, scope: str, key: str, value: str, **extra: Any) -> types.CallToolResult:
@@ -153,16 +154,16 @@ async def test_preamble_resource_lists_user_then_session_memories(settings: Sett
 
 
 async def test_listen_subscribers_hear_about_their_own_memories(settings: Settings) -> None:
-    server = build_server(settings)
     uris = ["memory://user", "memory://user/drink"]
-    async with Client(server) as client, client.listen(resource_subscriptions=uris) as sub:
+    async with Client(build_server(settings)) as client, client.listen(resource_subscriptions=uris) as sub:
         await record(client, "user", "drink", "tea")
-        seen: set[str] = set()
+        heard: list[object] = []
         with anyio.fail_after(5):
             async for event in sub:
-                seen.add(getattr(event, "uri", ""))
-                if seen >= set(uris):
+                heard.append(event)
+                if len(heard) == len(uris):
                     break
+    assert heard == [ResourceUpdated(uri=uri) for uri in uris]
 
 
 async def test_legacy_subscribers_get_resource_updated_notifications(settings: Settings) -> None:

@@ -8,6 +8,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
@@ -17,20 +18,15 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client
-from stdio_servers import call_memory, cli, holder_pid, serve, user_keys
+from stdio_servers import call_memory, cli, holder_pid, serve, server_env, user_keys
 
 from server.config import Settings
 from server.errors import MemoryInputError, StoreError, StoreLockedError
-from server.memory.lock import StoreLock, lock_path_for
-from server.memory.shared import (
-    SharedStore,
-    answer,
-    check_private_dir,
-    ensure_private_dir,
-    open_shared,
-    peer_uid,
-    socket_path_for,
-)
+from server.memory.sharing import SharedStore, open_shared
+from server.memory.sharing.credentials import peer_uid
+from server.memory.sharing.lock import StoreLock, lock_path_for
+from server.memory.sharing.owner import answer
+from server.memory.sharing.paths import check_private_dir, ensure_private_dir, socket_path_for
 from server.memory.storage import MemoryRecord, Owner, Scope
 from server.memory.store import open_engine, open_store
 
@@ -165,11 +161,11 @@ async def test_a_peers_keyless_put_sent_twice_is_stored_once(store_dir: Path) ->
             "scope": "user",
             "content": "said once",
             "key": None,
-            "nonce": "5f0c",
-            "at": datetime.now(UTC).isoformat(),
+            "request_id": "5f0c",
         }
         first = await answer(store, request)
-        assert await answer(store, request) == first
+        again = await answer(store, request)
+        assert again["handle"] == first["handle"] and again["created_at"] == first["created_at"]
         assert await store.count(ALICE, Scope.USER) == 1
 
 
@@ -318,6 +314,35 @@ async def test_another_os_user_cannot_reach_the_socket(open_dir: Path) -> None:
             )
         )
         assert done.stdout.strip() == "connected", done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_a_store_of_another_os_user_is_refused_with_a_clear_message(open_dir: Path) -> None:
+    store_dir = open_dir / "store"
+    created = cli(store_dir, "memory", "list")
+    assert created.returncode == 0, created.stderr
+    for path in [open_dir, *open_dir.rglob("*")]:
+        os.chown(path, 65534, 65534, follow_symlinks=False)
+    # uid 0 without capabilities: file permissions bind it as any user who does not own the files.
+    done = subprocess.run(
+        [
+            "setpriv",
+            "--bounding-set=-all",
+            "--inh-caps=-all",
+            sys.executable,
+            "-m",
+            "server",
+            "memory",
+            "list",
+        ],
+        env=server_env(store_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "belongs to another OS user" in done.stderr and "MEMORY_ROUTER_STORE" in done.stderr
 
 
 def test_the_engine_lock_refuses_a_second_holder_while_the_store_is_open(store_dir: Path) -> None:

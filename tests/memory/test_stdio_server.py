@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import anyio
@@ -23,7 +22,7 @@ from stdio_servers import (
 )
 
 from server.errors import StoreLockedError
-from server.memory.lock import StoreLock
+from server.memory.sharing.lock import StoreLock
 
 
 @pytest.fixture
@@ -57,15 +56,14 @@ async def test_an_acknowledged_record_survives_kill_9_right_after_the_reply(stor
     assert keys == {f"k{i}" for i in range(5)}
 
 
-async def test_a_second_server_on_the_same_store_starts_fast_and_shares_it_with_the_first(
+async def test_a_second_server_on_the_same_store_starts_while_the_first_runs_and_shares_it(
     store_dir: Path,
 ) -> None:
     with anyio.fail_after(60):
         async with Client(serve(store_dir)) as first:
             await record(first, "before", "1")
-            started = time.monotonic()
+            # It does not wait for the first to exit: it becomes a peer of the lock holder.
             async with Client(serve(store_dir, session="second")) as second:
-                assert time.monotonic() - started < 30
                 await record(second, "from the second", "2")
                 await record(first, "after", "3")
                 assert (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ import pytest
 
 from server.config import Settings
 from server.errors import ConfigError, StoreLockedError
-from server.memory.lock import StoreLock, lock_path_for
+from server.memory.sharing.lock import StoreLock, lock_path_for
 from server.memory.storage import Owner, Scope
 from server.memory.store import display_url, open_store
 
@@ -145,6 +146,30 @@ async def test_the_lock_file_sits_beside_the_store_and_names_its_holder(tmp_path
     assert lock_file.read_text() == ""
 
 
+async def test_the_store_directory_is_0700_and_its_files_0600_whatever_the_umask(tmp_path: Path) -> None:
+    store_dir = tmp_path / "data" / "store"
+    previous = os.umask(0o022)
+    try:
+        async with open_store(Settings(store=store_url(tmp_path))) as store:
+            await store.put(ALICE, Scope.USER, "private", key="a")
+            modes = {path: stat.S_IMODE(path.lstat().st_mode) for path in [store_dir, *store_dir.rglob("*")]}
+    finally:
+        os.umask(previous)
+    assert any(path.is_file() for path in modes)
+    assert {path: mode for path, mode in modes.items() if mode != (0o700 if path.is_dir() else 0o600)} == {}
+
+
+async def test_an_existing_store_open_to_others_is_made_private_when_opened(tmp_path: Path) -> None:
+    store_dir = tmp_path / "data" / "store"
+    async with open_store(Settings(store=store_url(tmp_path))):
+        pass
+    for path in [store_dir, *store_dir.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    async with open_store(Settings(store=store_url(tmp_path))):
+        assert stat.S_IMODE(store_dir.stat().st_mode) == 0o700
+        assert {stat.S_IMODE(p.stat().st_mode) for p in store_dir.rglob("*") if p.is_file()} == {0o600}
+
+
 async def test_open_store_sets_fsync_on_commit_for_embedded_stores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -163,3 +188,12 @@ async def test_an_unusable_store_url_is_a_config_error(url: str) -> None:
 def test_store_urls_in_messages_never_show_credentials() -> None:
     assert display_url("wss://root:s3cret@db.example:8000/rpc") == "wss://db.example:8000/rpc"
     assert display_url("surrealkv:///tmp/store") == "surrealkv:///tmp/store"
+
+
+def test_settings_load_without_importing_the_memory_package() -> None:
+    probe = (
+        "import sys, server.config; print(sorted(m for m in sys.modules if m.startswith('server.memory')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -7,13 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
-from fake_clock import Clock
+from fake_clock import FakeWallClock
 
 from server.config import Settings
 from server.errors import MemoryInputError
 from server.memory.storage import MemoryRecord, Owner, Scope
 from server.memory.store import open_store
-from server.memory.surreal import LIST_PAGE, SurrealMemoryStore, decode_handle, encode_handle
+from server.memory.surreal import SurrealMemoryStore
+from server.memory.surreal.ids import decode_handle, encode_handle
+from server.memory.surreal.store import LIST_PAGE
 
 ALICE = Owner("alice", "s1")
 BOB = Owner("bob", "s1")
@@ -45,18 +47,18 @@ NASTY_KEYS = [
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeWallClock:
+    return FakeWallClock()
 
 
 @pytest.fixture
-async def store(clock: Clock) -> AsyncIterator[SurrealMemoryStore]:
+async def store(clock: FakeWallClock) -> AsyncIterator[SurrealMemoryStore]:
     async with open_store(Settings(store="mem://", max_memories=20), clock=clock) as opened:
         yield opened
 
 
 async def test_keyed_put_replaces_and_keyless_puts_accumulate(
-    store: SurrealMemoryStore, clock: Clock
+    store: SurrealMemoryStore, clock: FakeWallClock
 ) -> None:
     first = await store.put(ALICE, Scope.USER, "tea", key="drink")
     clock.advance()
@@ -74,7 +76,24 @@ async def test_keyed_put_replaces_and_keyless_puts_accumulate(
     assert await store.count(ALICE, Scope.USER) == 3
 
 
-async def test_get_returns_the_record_with_utc_timestamps(store: SurrealMemoryStore, clock: Clock) -> None:
+async def test_a_keyless_put_repeated_with_its_request_id_lands_on_the_same_entry(
+    store: SurrealMemoryStore, clock: FakeWallClock
+) -> None:
+    first = await store.put(ALICE, Scope.SESSION, "said once", request_id="req-1")
+    clock.advance()
+    again = await store.put(ALICE, Scope.SESSION, "said once", request_id="req-1")
+    other = await store.put(ALICE, Scope.SESSION, "said once", request_id="req-2")
+
+    assert again.handle == first.handle != other.handle
+    assert again.created_at == first.created_at
+    await store.put(BOB, Scope.SESSION, "said once", request_id="req-1")
+    assert await store.count(ALICE, Scope.SESSION) == 2 == 1 + await store.count(BOB, Scope.SESSION)
+    assert await store.forget(ALICE, Scope.SESSION, first.handle) == again
+
+
+async def test_get_returns_the_record_with_utc_timestamps(
+    store: SurrealMemoryStore, clock: FakeWallClock
+) -> None:
     put = await store.put(ALICE, Scope.USER, "blue", key="colour")
 
     got = await store.get(ALICE, Scope.USER, "colour")
@@ -176,7 +195,7 @@ async def test_forget_unknown_key_reports_nothing_found(store: SurrealMemoryStor
     assert await store.count(ALICE, Scope.USER) == 0
 
 
-async def test_list_is_newest_first_with_a_limit(store: SurrealMemoryStore, clock: Clock) -> None:
+async def test_list_is_newest_first_with_a_limit(store: SurrealMemoryStore, clock: FakeWallClock) -> None:
     for i in range(5):
         await store.put(ALICE, Scope.USER, f"v{i}", key=f"k{i}")
         clock.advance()
@@ -214,7 +233,9 @@ async def test_record_count_limit_applies_per_owner_to_new_entries_only(store: S
     assert await store.count(ALICE, Scope.USER) == 20
 
 
-async def test_restore_is_idempotent_and_keeps_timestamps(store: SurrealMemoryStore, clock: Clock) -> None:
+async def test_restore_is_idempotent_and_keeps_timestamps(
+    store: SurrealMemoryStore, clock: FakeWallClock
+) -> None:
     created = datetime(2025, 3, 1, 8, 30, 15, 123456, tzinfo=UTC)
     exported = [
         MemoryRecord(
@@ -271,12 +292,12 @@ async def test_restore_of_a_keyed_record_replaces_the_entry_under_its_key(store:
     assert restored.updated_at == old
 
 
-async def test_long_listings_are_complete_and_ordered_across_pages(clock: Clock) -> None:
+async def test_long_listings_are_complete_and_ordered_across_pages(clock: FakeWallClock) -> None:
     async with open_store(Settings(store="mem://"), clock=clock) as store:
         await _long_listing(store, clock)
 
 
-async def _long_listing(store: SurrealMemoryStore, clock: Clock) -> None:
+async def _long_listing(store: SurrealMemoryStore, clock: FakeWallClock) -> None:
     many = Owner("many", "s1")
     for i in range(LIST_PAGE + 50):
         await store.restore(
@@ -303,7 +324,7 @@ async def _long_listing(store: SurrealMemoryStore, clock: Clock) -> None:
 
 
 async def test_users_and_sessions_with_nul_are_stored_apart_from_look_alikes(
-    store: SurrealMemoryStore, clock: Clock
+    store: SurrealMemoryStore, clock: FakeWallClock
 ) -> None:
     # "\x01\x02" is how a NUL is written inside record ids: the two owners must not meet.
     nul_owner = Owner("al\x00ice", "s\x00")

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from fake_clock import Clock
+from fake_clock import FakeWallClock
 
 from server.config import Settings
 from server.memory.storage import MemoryRecord, Owner, Scope
@@ -19,17 +19,19 @@ ALICE_LATER = Owner("alice", "s2")
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeWallClock:
+    return FakeWallClock()
 
 
 @pytest.fixture
-async def store(clock: Clock) -> AsyncIterator[SurrealMemoryStore]:
+async def store(clock: FakeWallClock) -> AsyncIterator[SurrealMemoryStore]:
     async with open_store(Settings(store="mem://", session_ttl_seconds=TTL), clock=clock) as opened:
         yield opened
 
 
-async def test_session_memories_vanish_after_the_idle_ttl(store: SurrealMemoryStore, clock: Clock) -> None:
+async def test_session_memories_vanish_after_the_idle_ttl(
+    store: SurrealMemoryStore, clock: FakeWallClock
+) -> None:
     await store.put(ALICE, Scope.SESSION, "working on the report", key="task")
     await store.put(ALICE, Scope.SESSION, "a note")
     durable = await store.put(ALICE, Scope.USER, "durable", key="name")
@@ -42,7 +44,7 @@ async def test_session_memories_vanish_after_the_idle_ttl(store: SurrealMemorySt
     assert await store.list(ALICE, Scope.USER) == [durable]
 
 
-async def test_activity_keeps_a_session_alive(store: SurrealMemoryStore, clock: Clock) -> None:
+async def test_activity_keeps_a_session_alive(store: SurrealMemoryStore, clock: FakeWallClock) -> None:
     await store.put(ALICE, Scope.SESSION, "one", key="a")
     for _ in range(5):
         clock.advance(TTL * 0.9)
@@ -55,7 +57,9 @@ async def test_activity_keeps_a_session_alive(store: SurrealMemoryStore, clock: 
     assert [r.key for r in await store.list(ALICE, Scope.SESSION)] == ["b", "a"]
 
 
-async def test_an_expired_session_starts_empty_when_written(store: SurrealMemoryStore, clock: Clock) -> None:
+async def test_an_expired_session_starts_empty_when_written(
+    store: SurrealMemoryStore, clock: FakeWallClock
+) -> None:
     await store.put(ALICE, Scope.SESSION, "old", key="a")
     await store.put(ALICE, Scope.SESSION, "old note")
     clock.advance(TTL + 1)
@@ -66,7 +70,9 @@ async def test_an_expired_session_starts_empty_when_written(store: SurrealMemory
     assert await store.count(ALICE, Scope.SESSION) == 1
 
 
-async def test_forget_in_an_expired_session_finds_nothing(store: SurrealMemoryStore, clock: Clock) -> None:
+async def test_forget_in_an_expired_session_finds_nothing(
+    store: SurrealMemoryStore, clock: FakeWallClock
+) -> None:
     record = await store.put(ALICE, Scope.SESSION, "old", key="a")
     clock.advance(TTL + 1)
 
@@ -74,7 +80,9 @@ async def test_forget_in_an_expired_session_finds_nothing(store: SurrealMemorySt
     assert await store.forget_key(ALICE, Scope.SESSION, "a") is None
 
 
-async def test_sweep_removes_sessions_never_seen_again(store: SurrealMemoryStore, clock: Clock) -> None:
+async def test_sweep_removes_sessions_never_seen_again(
+    store: SurrealMemoryStore, clock: FakeWallClock
+) -> None:
     for i in range(3):
         await store.put(Owner(f"user{i}", "gone"), Scope.SESSION, "old", key="a")
     clock.advance(TTL / 2)
@@ -87,7 +95,9 @@ async def test_sweep_removes_sessions_never_seen_again(store: SurrealMemoryStore
     assert await store.list_sessions("alice") == ["s1"]
 
 
-async def test_list_sessions_names_the_users_live_sessions(store: SurrealMemoryStore, clock: Clock) -> None:
+async def test_list_sessions_names_the_users_live_sessions(
+    store: SurrealMemoryStore, clock: FakeWallClock
+) -> None:
     await store.put(ALICE, Scope.SESSION, "first", key="a")
     clock.advance(TTL / 2)
     await store.put(ALICE_LATER, Scope.SESSION, "second", key="a")
@@ -99,7 +109,7 @@ async def test_list_sessions_names_the_users_live_sessions(store: SurrealMemoryS
     assert await store.list_sessions("alice") == ["s2"]
 
 
-async def test_user_memories_never_expire(store: SurrealMemoryStore, clock: Clock) -> None:
+async def test_user_memories_never_expire(store: SurrealMemoryStore, clock: FakeWallClock) -> None:
     durable = await store.put(ALICE, Scope.USER, "durable", key="name")
     clock.advance(TTL * 1000)
 
@@ -108,7 +118,7 @@ async def test_user_memories_never_expire(store: SurrealMemoryStore, clock: Cloc
 
 
 async def test_restoring_old_session_records_counts_as_activity_now(
-    store: SurrealMemoryStore, clock: Clock
+    store: SurrealMemoryStore, clock: FakeWallClock
 ) -> None:
     old = clock.now - timedelta(days=30)
     record = MemoryRecord(

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+from provider_clock import FakeClock
 
 from server.config import Settings
-from server.providers import Clock, Provider, make_provider
+from server.providers import Provider, make_provider
 
 KEY = "sk-test-SECRET-0123456789abcdef"
 BASE_URLS = {
@@ -20,24 +21,6 @@ BASE_URLS = {
 }
 
 Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
-
-
-class FakeClock:
-    """Time that moves only when slept through (or pushed); jitter pinned to its maximum."""
-
-    def __init__(self) -> None:
-        self.time = 1000.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.time += seconds
-
-    def clock(self) -> Clock:
-        return Clock(now=self.now, sleep=self.sleep, random=lambda: 1.0)
 
 
 class Upstream:

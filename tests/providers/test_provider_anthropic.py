@@ -273,3 +273,28 @@ async def test_spend_limit_429_is_not_retried() -> None:
     assert caught.value.category is ProviderErrorCategory.RATE_LIMIT
     assert not caught.value.retryable
     assert len(upstream.requests) == 1
+
+
+async def test_block_and_event_types_added_later_are_skipped_not_fatal() -> None:
+    searched = {
+        **MESSAGE,
+        "content": [
+            {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"q": "x"}},
+            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+            *MESSAGE["content"],
+        ],
+    }
+    response = await provider("anthropic", Upstream(json_reply(200, searched))).complete(request())
+    assert response.text == "Checking both."
+    assert [c.id for c in response.tool_calls] == ["toolu_1", "toolu_2"]
+    later = sse(
+        {"type": "future_event", "index": 0},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "citations_delta", "citation": {}}},
+        named=True,
+    )
+    stop = 'data: {"type":"message_stop" }'
+    body = streamed_message().replace(stop, later + stop)
+    assert "future_event" in body
+    events = [e async for e in provider("anthropic", Upstream(stream_reply(body))).stream(request())]
+    assert isinstance(events[-1], FinalResponse)
+    assert events[-1].response == response

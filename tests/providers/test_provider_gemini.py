@@ -278,3 +278,17 @@ async def test_not_found_on_a_stream_request_carries_the_message() -> None:
         [e async for e in provider("gemini", Upstream(reply)).stream(request())]
     assert caught.value.category is ProviderErrorCategory.NOT_FOUND
     assert "is not found" in caught.value.message
+
+
+async def test_part_kinds_we_do_not_read_are_skipped_and_thoughts_are_not_the_answer() -> None:
+    parts = [
+        {"text": "Planning the sums.", "thought": True},
+        {"executableCode": {"language": "PYTHON", "code": "print(3 + 4)"}},
+        *CALLS["candidates"][0]["content"]["parts"],
+    ]
+    body = {**CALLS, "candidates": [{**CALLS["candidates"][0], "content": {"role": "model", "parts": parts}}]}
+    response = await provider("gemini", Upstream(json_reply(200, body))).complete(request())
+    plain = await provider("gemini", Upstream(json_reply(200, CALLS))).complete(request())
+    assert response == plain
+    assert response.text == "Adding and subtracting."
+    assert [c.name for c in response.tool_calls] == ["add", "subtract"]

@@ -169,18 +169,55 @@ async def test_a_stream_that_ends_early_is_an_error_not_a_short_answer() -> None
             [e async for e in provider(name, Upstream(stream_reply(body))).stream(request())]
 
 
-async def test_a_malformed_body_is_a_provider_error() -> None:
-    for name in PROVIDER_NAMES:
-        reply = httpx.Response(200, content=b"<html>gateway</html>")
-        with pytest.raises(ProviderError, match="not valid JSON"):
-            await provider(name, Upstream(reply)).complete(request())
-    with pytest.raises(ProviderError, match="unexpected shape"):
-        await provider("openai", Upstream(json_reply(200, {"choices": "nope"}))).complete(request())
+# One body per provider that is JSON, but not of the shape its API promises.
+MISSHAPEN = {
+    "anthropic": {"content": [{"type": "tool_use", "name": "weather", "input": {}}]},  # no id
+    "openai": {"choices": "nope"},
+    "gemini": {"candidates": [{"content": {"parts": [{"functionCall": {"name": "f", "args": "x=1"}}]}}]},
+    "ollama": {"message": {"tool_calls": [{"function": {"name": "f", "arguments": "x=1"}}]}},
+}
+MISSHAPEN_EVENTS = {
+    "anthropic": sse({"type": "content_block_start", "index": "first", "content_block": {}}, named=True),
+    "openai": sse({"choices": [{"delta": {"content": ["not", "text"]}}]}),
+    "gemini": sse({"candidates": [{"content": {"parts": "Hel"}}]}),
+    "ollama": '{"message": {"content": 7}, "done": false}\n',
+}
 
 
-async def test_a_malformed_stream_event_is_a_provider_error() -> None:
-    with pytest.raises(ProviderError, match="not valid JSON"):
+@pytest.mark.parametrize("name", PROVIDER_NAMES)
+async def test_a_body_that_is_not_json_is_an_invalid_response(name: str) -> None:
+    reply = httpx.Response(200, content=b"<html>gateway</html>")
+    with pytest.raises(ProviderError, match="not valid JSON") as caught:
+        await provider(name, Upstream(reply)).complete(request())
+    assert caught.value.category is ProviderErrorCategory.INVALID_RESPONSE
+
+
+@pytest.mark.parametrize("name", PROVIDER_NAMES)
+async def test_a_body_of_another_shape_is_one_invalid_response_naming_provider_and_model(name: str) -> None:
+    with pytest.raises(ProviderError) as caught:
+        await provider(name, Upstream(json_reply(200, MISSHAPEN[name]))).complete(request())
+    error = caught.value
+    assert (error.category, error.provider, error.model) == (
+        ProviderErrorCategory.INVALID_RESPONSE,
+        name,
+        "m",
+    )
+    assert not error.retryable
+    assert "unexpected shape (at " in error.message
+    assert f"invalid_response error from {name}/m" in str(error)
+
+
+@pytest.mark.parametrize("name", PROVIDER_NAMES)
+async def test_a_stream_event_of_another_shape_is_an_invalid_response(name: str) -> None:
+    with pytest.raises(ProviderError) as caught:
+        [e async for e in provider(name, Upstream(stream_reply(MISSHAPEN_EVENTS[name]))).stream(request())]
+    assert (caught.value.category, caught.value.provider) == (ProviderErrorCategory.INVALID_RESPONSE, name)
+
+
+async def test_a_stream_event_that_is_not_json_is_an_invalid_response() -> None:
+    with pytest.raises(ProviderError, match="not valid JSON") as caught:
         [e async for e in provider("openai", Upstream(stream_reply("data: {oops\n\n"))).stream(request())]
+    assert caught.value.category is ProviderErrorCategory.INVALID_RESPONSE
 
 
 @pytest.mark.parametrize("name", PROVIDER_NAMES)

@@ -463,7 +463,9 @@ PATHS = {"/v1/messages": "anthropic", "/v1/chat/completions": "openai", "/api/ch
 
 
 class HangResponse(Response):
-    """Streams the first chunk (if any), then waits for the client to go away and records that."""
+    """Streams the first chunk (if any), then waits for the client to go away and records that. While
+    waiting, a stream sends one keep-alive (an SSE comment, an empty NDJSON line) when `fake.keep_alive`
+    is set, so a client checking its own clock sees time has passed."""
 
     def __init__(self, fake: FakeLLM, first: bytes | None, media_type: str) -> None:
         super().__init__(media_type=media_type)
@@ -476,10 +478,19 @@ class HangResponse(Response):
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": self.first, "more_body": True})
         self.fake.hung.set()
-        while (await receive())["type"] != "http.disconnect":
-            pass
+        async with anyio.create_task_group() as tg:
+            if self.first is not None:
+                tg.start_soon(self._keep_alive, send)
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            tg.cancel_scope.cancel()
         self.fake.disconnects += 1
         self.fake.disconnected.set()
+
+    async def _keep_alive(self, send: Send) -> None:
+        await self.fake.keep_alive.wait()
+        chunk = b": keep-alive\n\n" if self.media_type == "text/event-stream" else b"\n"
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
 class FakeLLM:
@@ -508,6 +519,7 @@ class FakeLLM:
         self.turns.clear()
         self.requests.clear()
         self.hung = anyio.Event()
+        self.keep_alive = anyio.Event()
         self.disconnected = anyio.Event()
 
     def script(self, *turns: Turn) -> None:

@@ -1,4 +1,5 @@
-"""Requests the router refuses, and the limits and chains it applies, through the SDK's client."""
+"""Requests the router refuses, the limits and chains it applies, and the memory calls it answers
+itself, through the SDK's client."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from mcp import Client
 from mcp_helpers import read_json, text_of
 from routing_helpers import QUESTION, WEATHER_TOOL, route, structured
 
-from server.app import build_server
 from server.config import Alias, Settings
+from server.mcp.server import build_server
 
 MEMORY_CALL = Call("memory", {"op": "record", "scope": "session", "key": "step", "value": "thinking"})
 
@@ -57,6 +58,46 @@ async def test_a_host_tool_named_memory_is_an_invalid_request_while_memory_is_on
     assert passed["status"] == "tool_calls" and passed["tool_calls"][0]["arguments"] == {"note": "x"}
     assert passed["memory_ops"] == [] and stored == []
     assert len(fake.requests) == 1
+
+
+async def test_the_model_is_offered_the_memory_tool_with_exactly_the_contract_schema(
+    settings: Settings, fake: FakeLLM
+) -> None:
+    fake.script(Turn(text="Hello."))
+    async with Client(build_server(settings)) as client:
+        structured(await route(client, "anthropic/model-a", QUESTION))
+    [offered] = [tool for tool in fake.requests[0].body["tools"] if tool["name"] == "memory"]
+    assert offered["input_schema"] == {
+        "type": "object",
+        "properties": {
+            "op": {"type": "string", "enum": ["record", "forget"], "description": "record or forget"},
+            "scope": {
+                "type": "string",
+                "enum": ["user", "session"],
+                "description": "user: durable facts about the user; session: working memory of this session",
+            },
+            "key": {"type": "string", "description": "the topic the fact is stored under"},
+            "value": {"type": "string", "description": "the fact; required for record, ignored for forget"},
+        },
+        "required": ["op", "scope", "key"],
+    }
+
+
+async def test_a_memory_call_with_invalid_arguments_tells_the_model_what_to_fix_and_runs_nothing(
+    settings: Settings, fake: FakeLLM
+) -> None:
+    recall = Call("memory", {"op": "recall", "scope": "user"})
+    fake.script(Turn.calling(recall), Turn(text="Understood."))
+    async with Client(build_server(settings)) as client:
+        result = structured(await route(client, "anthropic/model-a", QUESTION))
+        stored = await read_json(client, "memory://user")
+    reply = result["messages"][1]
+    assert (reply["role"], reply["is_error"]) == ("tool", True)
+    assert reply["content"] == (
+        "Invalid memory call: `op`: input should be 'record' or 'forget'; `key` is required."
+    )
+    assert result["text"] == "Understood."
+    assert result["memory_ops"] == [] and stored == []
 
 
 async def test_a_model_that_keeps_calling_memory_is_stopped_at_max_internal_rounds(

@@ -9,8 +9,8 @@ from mcp_helpers import read_json, text_of
 from pydantic import SecretStr
 from routing_helpers import QUESTION, WEATHER_TOOL, answered, host_answers, route, structured
 
-from server.app import build_server
 from server.config import Settings
+from server.mcp.server import build_server
 
 pytestmark = pytest.mark.parametrize("provider", PROVIDERS)
 

@@ -8,8 +8,8 @@ from fake_llm import FakeLLM
 from mcp import Client
 from mcp_helpers import read_json
 
-from server.app import build_server
 from server.config import Alias, Settings
+from server.mcp.server import build_server
 
 
 def closed_port_url() -> str:

@@ -6,10 +6,13 @@ The server streams only when the request carries a progress token; the in-memory
 
 from __future__ import annotations
 
+import anyio
+import httpx
 import pytest
 from fake_llm import PROVIDERS, Call, FakeLLM, Turn
 from mcp import Client
 from mcp_helpers import text_of
+from provider_clock import FakeClock
 from routing_helpers import (
     QUESTION,
     WEATHER_TOOL,
@@ -21,8 +24,13 @@ from routing_helpers import (
     structured,
 )
 
-from server.app import build_server
 from server.config import Settings
+from server.mcp.server import build_server
+from server.memory.service import MemoryService
+from server.memory.storage import Owner
+from server.memory.store import open_store
+from server.providers.types import Message
+from server.routing.router import Router, RouteRequest, RouteResult
 
 pytestmark = pytest.mark.parametrize("provider", PROVIDERS)
 
@@ -109,17 +117,35 @@ async def test_a_provider_error_while_streaming_is_a_tool_error_naming_category_
 async def test_a_stream_that_stalls_before_any_text_falls_back_to_the_next_model(
     settings: Settings, fake: FakeLLM, provider: str
 ) -> None:
-    # The first model sends its opening event and then nothing: the deadline ends it, no text shown.
-    quick = settings.model_copy(update={"request_timeout_seconds": 1.0})
+    # The first model sends its opening event, then only a keep-alive once its deadline has passed on
+    # the fake clock: the deadline ends it with no text shown, so the next model answers.
+    clock = FakeClock()
     other = "anthropic" if provider == "openai" else "openai"
     fake.script(Turn(hang=True), Turn(text="From model b."))
-    progress = Progress()
-    async with Client(build_server(quick), mode="legacy") as client:
-        result = await client.call_tool(
-            "route_completion",
-            {"model": f"{provider}/model-a", "fallbacks": [f"{other}/model-b"], "messages": QUESTION},
-            progress_callback=progress,
-        )
-    answer = structured(result)
-    assert (answer["provider"], answer["model"], answer["text"]) == (other, "model-b", "From model b.")
-    assert progress.text == "From model b."
+    request = RouteRequest(
+        model=f"{provider}/model-a",
+        fallbacks=[f"{other}/model-b"],
+        messages=[Message.model_validate(m) for m in QUESTION],
+    )
+    shown: list[str] = []
+    answers: list[RouteResult] = []
+
+    async def show(text: str) -> None:
+        shown.append(text)
+
+    async with open_store(settings) as store, httpx.AsyncClient() as http:
+        router = Router(settings, http, MemoryService(store), clock=clock.clock())
+
+        async def answer() -> None:
+            answers.append(await router.route(request, Owner("alice", "s1"), show))
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(answer)
+                await fake.hung.wait()
+                clock.time += settings.request_timeout_seconds + 1
+                fake.keep_alive.set()
+    [answer_] = answers
+    assert (answer_.provider, answer_.model, answer_.text) == (other, "model-b", "From model b.")
+    assert "".join(shown) == "From model b."
+    assert fake.disconnects == 1

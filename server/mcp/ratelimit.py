@@ -14,8 +14,6 @@ from typing import Any
 from mcp import types
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
-DEFAULT_HTTP_PER_MINUTE = 600
-
 
 class ToolCallRateLimit:
     """`ServerMiddleware` for `tools/call`: at most `per_minute` calls per user, bursts included."""

@@ -2,7 +2,7 @@
 
 The tokens file (`MEMORY_ROUTER_TOKENS_FILE`) holds one `USER SHA256-OF-TOKEN` line per token.
 `memory-router token add USER` prints a new token once; only its hash is ever written. The
-authenticated user becomes `AccessToken.client_id`, which `server.app.current_user` reads.
+authenticated user becomes `AccessToken.client_id`, which `server.mcp.state.current_user` reads.
 No token, hash or key is ever logged or put in an error message.
 """
 

@@ -1,6 +1,6 @@
 """Streamed completion text as MCP progress notifications: throttled, with a heartbeat.
 
-Part of the MCP layer. A fast stream is coalesced so the host is not flooded; a slow one still
+A fast stream is coalesced so the host is not flooded; a slow one still
 sends a notification every few seconds, which keeps hosts that time out silent tool calls waiting.
 """
 

@@ -1,6 +1,6 @@
 """Resource-change notifications, scoped to the user (and session) they concern.
 
-Part of the MCP layer. Two protocol eras, one rule: a subscriber hears only about its own memories.
+Two protocol eras, one rule: a subscriber hears only about its own memories.
 - Handshake-era clients subscribe with `resources/subscribe`; we remember the connection, its
   owner and its URIs, and send `notifications/resources/updated` on that connection.
 - 2026-era clients open `subscriptions/listen`; the SDK's ListenHandler registers a listener on

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, assert_never
 
-from server.providers.base import HttpProvider, StreamDecoder
-from server.providers.failures import Category, ErrorDetail, looks_like_context_length
+from server.providers.anthropic import _wire as wire
+from server.providers.base import HttpProvider, StreamDecoder, leniently
+from server.providers.failures import (
+    Category,
+    ErrorDetail,
+    RetryHint,
+    header_retry_hint,
+    looks_like_context_length,
+)
 from server.providers.framing import SSEParser
-from server.providers.mapping import INVALID_ARGUMENTS, details_for, parse_arguments, wire_parameters
+from server.providers.mapping import details_for, wire_parameters
 from server.providers.transport import WireRequest
 from server.providers.types import (
     CompletionRequest,
@@ -47,11 +56,11 @@ _ERROR_TYPES = {
     "timeout_error": Category.TIMEOUT,
     "overloaded_error": Category.OVERLOADED,
 }
-_THINKING_BLOCKS = ("thinking", "redacted_thinking")
 
 
-class AnthropicProvider(HttpProvider):
+class AnthropicProvider(HttpProvider[wire.Message]):
     name = "anthropic"
+    response_model = wire.Message
     reserved_fields = frozenset({"model", "messages", "system", "stream", "tools", "tool_choice"})
 
     def _headers(self) -> dict[str, str]:
@@ -138,62 +147,62 @@ class AnthropicProvider(HttpProvider):
             case _:
                 assert_never(part)
 
-    def parse_response(self, payload: Any, request: CompletionRequest) -> CompletionResponse:
+    def parse_response(self, body: wire.Message, request: CompletionRequest) -> CompletionResponse:
         text: list[str] = []
         calls: list[ToolCall] = []
         thinking: list[dict[str, Any]] = []
-        for block in payload.get("content") or []:
-            kind = block.get("type")
-            if kind == "text":
-                text.append(block["text"])
-            elif kind == "tool_use":
-                invalid = block.get(INVALID_ARGUMENTS)
-                calls.append(
-                    ToolCall(
-                        id=block["id"],
-                        name=block["name"],
-                        arguments=block.get("input") or {},
-                        provider_details={INVALID_ARGUMENTS: invalid} if invalid is not None else None,
-                    )
-                )
-            elif kind in _THINKING_BLOCKS:
-                thinking.append(block)
-        usage = payload.get("usage") or {}
-        raw = payload.get("stop_reason")
+        for block in body.content or []:
+            match block:
+                case wire.Text():
+                    text.append(block.text)
+                case wire.ToolUse():
+                    calls.append(block.call())
+                case wire.Thinking():
+                    thinking.append(block.model_dump(mode="json"))
+                case wire.OtherBlock():
+                    pass  # e.g. server-tool blocks: nothing the caller can act on
+                case _:
+                    assert_never(block)
+        usage = body.usage or wire.Usage()
         return CompletionResponse(
             text="".join(text),
             tool_calls=calls,
-            finish_reason=_FINISH.get(raw or "", FinishReason.OTHER),
-            raw_finish_reason=raw,
+            finish_reason=_FINISH.get(body.stop_reason or "", FinishReason.OTHER),
+            raw_finish_reason=body.stop_reason,
             usage=Usage(
-                input_tokens=(usage.get("input_tokens") or 0)
-                + (usage.get("cache_creation_input_tokens") or 0)
-                + (usage.get("cache_read_input_tokens") or 0),
-                output_tokens=usage.get("output_tokens") or 0,
+                input_tokens=(usage.input_tokens or 0)
+                + (usage.cache_creation_input_tokens or 0)
+                + (usage.cache_read_input_tokens or 0),
+                output_tokens=usage.output_tokens or 0,
             ),
-            model=payload.get("model") or request.model,
+            model=body.model or request.model,
             provider=self.name,
             provider_details={self.name: {"thinking": thinking}} if thinking else None,
         )
 
-    def decoder(self, request: CompletionRequest) -> StreamDecoder:
+    def decoder(self, request: CompletionRequest) -> StreamDecoder[Any, wire.Message]:
         return _Decoder(self, request)
 
     def parse_error(self, status: int, payload: Any) -> ErrorDetail:
-        error = payload.get("error") if isinstance(payload, dict) else None
-        if not isinstance(error, dict):
+        body = leniently(wire.ErrorBody, payload)
+        if body is None:
             return ErrorDetail(str(payload or ""))
-        message, kind = str(error.get("message", "")), error.get("type")
-        details = error.get("details")
-        if isinstance(details, dict) and details.get("error_code") == "enforced_spend_limit_reached":
-            return ErrorDetail(message, Category.RATE_LIMIT, retryable=False)
-        if kind == "invalid_request_error" and looks_like_context_length(message):
-            return ErrorDetail(message, Category.CONTEXT_LENGTH)
-        # Status decides; the type only speaks for bodies without a telling status (mid-stream errors).
-        return ErrorDetail(message, _ERROR_TYPES.get(kind or "") if status == 200 else None)
+        return _error_detail(status, body.error)
+
+    def retry_hint(self, headers: Mapping[str, str]) -> RetryHint:
+        return header_retry_hint(headers, milliseconds="retry-after-ms", verdict="x-should-retry")
 
     def check_request(self) -> WireRequest:
         return WireRequest("GET", f"{self.base_url}/v1/models?limit=1", self._headers())
+
+
+def _error_detail(status: int, error: wire.ErrorObject) -> ErrorDetail:
+    if error.details is not None and error.details.error_code == "enforced_spend_limit_reached":
+        return ErrorDetail(error.message, Category.RATE_LIMIT, retryable=False)
+    if error.type == "invalid_request_error" and looks_like_context_length(error.message):
+        return ErrorDetail(error.message, Category.CONTEXT_LENGTH)
+    # Status decides; the type only speaks for bodies without a telling status (mid-stream errors).
+    return ErrorDetail(error.message, _ERROR_TYPES.get(error.type or "") if status == 200 else None)
 
 
 def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
@@ -210,59 +219,89 @@ def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
             assert_never(choice)
 
 
-class _Decoder(StreamDecoder):
+@dataclass
+class _OpenBlock:
+    """A content block between its start and stop events."""
+
+    start: wire.Text | wire.ToolUse | wire.Thinking | wire.OtherBlock
+    text: list[str] = field(default_factory=list)
+    partial_json: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)
+    signature: str | None = None
+
+    def closed(self) -> wire.Text | wire.ToolUse | wire.Thinking | wire.OtherBlock:
+        block = self.start
+        match block:
+            case wire.Text():
+                return block.model_copy(update={"text": block.text + "".join(self.text)})
+            case wire.ToolUse():
+                return block.with_streamed_input("".join(self.partial_json)) if self.partial_json else block
+            case wire.Thinking():
+                update: dict[str, Any] = {}
+                if self.thinking:
+                    update["thinking"] = (block.model_extra or {}).get("thinking", "") + "".join(
+                        self.thinking
+                    )
+                if self.signature is not None:
+                    update["signature"] = self.signature
+                return wire.Thinking.model_validate({**block.model_dump(), **update})
+            case wire.OtherBlock():
+                return block
+            case _:
+                assert_never(block)
+
+
+class _Decoder(StreamDecoder[wire.Event, wire.Message]):
     """Rebuilds the Message from SSE events: blocks by index, tool input from JSON fragments."""
 
     def __init__(self, provider: AnthropicProvider, request: CompletionRequest) -> None:
-        super().__init__(provider, request, SSEParser())
-        self._message: dict[str, Any] | None = None
-        self._blocks: dict[int, dict[str, Any]] = {}
-        self._partial_json: dict[int, list[str]] = {}
+        super().__init__(provider, request, SSEParser(), wire.Event)
+        self._message: wire.Message | None = None
+        self._blocks: dict[int, _OpenBlock] = {}
         self._stopped = False
 
-    def on(self, data: dict[str, Any], events: list[StreamEvent]) -> None:
-        kind = data.get("type")
-        if kind == "message_start":
-            self._message = dict(data.get("message") or {})
-        elif kind == "content_block_start":
-            self._blocks[data["index"]] = dict(data.get("content_block") or {})
-        elif kind == "content_block_delta":
-            self._on_delta(data["index"], data.get("delta") or {}, events)
-        elif kind == "content_block_stop":
-            self._close_block(data["index"])
-        elif kind == "message_delta" and self._message is not None:
-            self._message.update(data.get("delta") or {})
-            self._message["usage"] = {**(self._message.get("usage") or {}), **(data.get("usage") or {})}
-        elif kind == "message_stop":
-            self._stopped = True
-        elif kind == "error":
-            raise self.fail(self.provider.parse_error(200, data))
-
-    def _on_delta(self, index: int, delta: dict[str, Any], events: list[StreamEvent]) -> None:
-        block = self._blocks.setdefault(index, {})
-        match delta.get("type"):
-            case "text_delta":
-                block["text"] = block.get("text", "") + delta.get("text", "")
-                if delta.get("text"):
-                    events.append(TextDelta(text=delta["text"]))
-            case "input_json_delta":
-                self._partial_json.setdefault(index, []).append(delta.get("partial_json", ""))
-            case "thinking_delta":
-                block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
-            case "signature_delta":
-                block["signature"] = delta.get("signature", "")
+    def on(self, event: wire.Event, events: list[StreamEvent]) -> None:
+        match event.root:
+            case wire.MessageStart(message=message):
+                self._message = message
+            case wire.BlockStart(index=index, content_block=block):
+                self._blocks[index] = _OpenBlock(block)
+            case wire.BlockDelta(index=index, delta=delta):
+                self._on_delta(index, delta, events)
+            case wire.MessageDelta(delta=change, usage=usage) if self._message is not None:
+                update: dict[str, Any] = {"usage": (self._message.usage or wire.Usage()).merged(usage)}
+                if change is not None:
+                    update.update(change.model_dump(exclude_unset=True))
+                self._message = self._message.model_copy(update=update)
+            case wire.MessageStop():
+                self._stopped = True
+            case wire.ErrorEvent(error=error):
+                raise self.fail(_error_detail(200, error))
+            case wire.BlockStop() | wire.MessageDelta() | wire.OtherEvent():
+                pass  # blocks are closed when the message is rebuilt
             case _:
+                assert_never(event.root)
+
+    def _on_delta(self, index: int, delta: wire.Delta, events: list[StreamEvent]) -> None:
+        block = self._blocks.setdefault(index, _OpenBlock(wire.OtherBlock()))
+        match delta:
+            case wire.TextDelta(text=text):
+                block.text.append(text)
+                if text:
+                    events.append(TextDelta(text=text))
+            case wire.JsonDelta(partial_json=fragment):
+                block.partial_json.append(fragment)
+            case wire.ThinkingDelta(thinking=thinking):
+                block.thinking.append(thinking)
+            case wire.SignatureDelta(signature=signature):
+                block.signature = signature
+            case wire.OtherDelta():
                 pass  # unknown delta types are ignored, as the API asks
+            case _:
+                assert_never(delta)
 
-    def _close_block(self, index: int) -> None:
-        if index in self._partial_json:
-            raw = "".join(self._partial_json.pop(index))
-            arguments, invalid = parse_arguments(raw)
-            self._blocks[index]["input"] = arguments
-            if invalid is not None:
-                self._blocks[index][INVALID_ARGUMENTS] = raw
-
-    def payload(self) -> Any:
+    def payload(self) -> wire.Message:
         if self._message is None or not self._stopped:
             raise self.incomplete()
-        return {**self._message, "content": [self._blocks[i] for i in sorted(self._blocks)]}
+        blocks = [self._blocks[i].closed() for i in sorted(self._blocks)]
+        return self._message.model_copy(update={"content": blocks})

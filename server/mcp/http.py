@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
+import httpx
 import uvicorn
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
@@ -42,11 +43,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.app import AppState, build_server, current_user
-from server.auth import build_token_verifier
-from server.config import Settings
+from server.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, Settings
 from server.errors import ConfigError
-from server.ratelimit import DEFAULT_HTTP_PER_MINUTE, ToolCallRateLimit
+from server.mcp.auth import build_token_verifier
+from server.mcp.sdk import lowlevel_server
+from server.mcp.server import build_server
+from server.mcp.state import AppState
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +165,7 @@ def _sse_session_header(app: ASGIApp) -> ASGIApp:
 
 def _sse_app(mcp: MCPServer[AppState], security: TransportSecuritySettings, max_body: int) -> Starlette:
     # The SDK's sse_app enters the lifespan (opening the store) per connection; here it is entered once.
-    lowlevel = mcp._lowlevel_server  # pyright: ignore[reportPrivateUsage]
+    lowlevel = lowlevel_server(mcp)
     sse = SseServerTransport(MESSAGES_PATH, security_settings=security, max_request_body_size=max_body)
     state: dict[str, Any] = {}
 
@@ -198,12 +200,11 @@ def build_http_app(
     *,
     transport: Transport = "http",
     verifier: TokenVerifier | None = None,
-    mcp: MCPServer[AppState] | None = None,
+    http_client: httpx.AsyncClient | None = None,
 ) -> Starlette:
-    """The ASGI app for `transport`, with rebinding protection, body limit, auth and rate limit."""
-    mcp = mcp or build_server(settings)
-    if settings.rate_limit_per_minute is None:  # an explicit limit is build_server's
-        mcp.middleware.append(ToolCallRateLimit(DEFAULT_HTTP_PER_MINUTE, lambda: current_user(settings)))
+    """The ASGI app for `transport`, with rebinding protection, body limit, auth and rate limit.
+    `http_client` is the providers' client (the seam for tests)."""
+    mcp = build_server(settings, http_client=http_client, over_http=True)
     security = transport_security(settings)
     if transport == "http":
         inner = mcp.streamable_http_app(
@@ -236,8 +237,8 @@ async def serve_http(
     settings: Settings,
     *,
     transport: Transport,
-    host: str = "127.0.0.1",
-    port: int = 8765,
+    host: str = HTTP_DEFAULT_HOST,
+    port: int = HTTP_DEFAULT_PORT,
 ) -> None:
     """Serve until stopped. Refuses a non-loopback address when no authentication is configured."""
     verifier = build_token_verifier(settings)

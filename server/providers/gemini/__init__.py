@@ -8,12 +8,14 @@ answer them by name (and by id only when Gemini chose it). Thought signatures ri
 
 from __future__ import annotations
 
+import re
 from typing import Any, assert_never
 from urllib.parse import quote
 
-from server.providers.base import HttpProvider, StreamDecoder
-from server.providers.failures import Category, ErrorDetail, looks_like_context_length, parse_duration_seconds
+from server.providers.base import HttpProvider, StreamDecoder, leniently
+from server.providers.failures import Category, ErrorDetail, looks_like_context_length
 from server.providers.framing import SSEParser
+from server.providers.gemini import _wire as wire
 from server.providers.mapping import details_for, stable_call_id, tool_names_by_id, wire_parameters
 from server.providers.transport import WireRequest
 from server.providers.types import (
@@ -75,8 +77,9 @@ SIGNATURE_WIRE = "thoughtSignature"
 SYNTHETIC_ID = "synthetic_id"
 
 
-class GeminiProvider(HttpProvider):
+class GeminiProvider(HttpProvider[wire.Response]):
     name = "gemini"
+    response_model = wire.Response
     reserved_fields = frozenset({"contents", "systemInstruction", "tools", "toolConfig"})
 
     def _headers(self) -> dict[str, str]:
@@ -172,42 +175,47 @@ class GeminiProvider(HttpProvider):
             case _:
                 assert_never(part)
 
-    def parse_response(self, payload: Any, request: CompletionRequest) -> CompletionResponse:
-        candidates = payload.get("candidates") or []
-        candidate = candidates[0] if candidates else {}
+    def parse_response(self, body: wire.Response, request: CompletionRequest) -> CompletionResponse:
+        candidate = body.candidates[0] if body.candidates else wire.Candidate()
         text: list[str] = []
         calls: list[ToolCall] = []
         text_signature = None
-        for part in (candidate.get("content") or {}).get("parts") or []:
-            if "functionCall" in part:
-                calls.append(self._read_call(len(calls), part))
-            elif "text" in part and not part.get("thought"):
-                text.append(part["text"])
-                text_signature = part.get(SIGNATURE_WIRE) or text_signature
-        raw = candidate.get("finishReason") or (payload.get("promptFeedback") or {}).get("blockReason")
-        usage = payload.get("usageMetadata") or {}
+        for part in (candidate.content or wire.Content()).parts or []:
+            match part:
+                case wire.CallPart():
+                    calls.append(self._read_call(len(calls), part))
+                case wire.TextPart(thought=True):
+                    pass  # a thought summary, not the answer
+                case wire.TextPart():
+                    text.append(part.text)
+                    text_signature = part.thoughtSignature or text_signature
+                case wire.OtherPart():
+                    pass
+                case _:
+                    assert_never(part)
+        raw = candidate.finishReason or (body.promptFeedback or wire.PromptFeedback()).blockReason
+        usage = body.usageMetadata or wire.UsageMetadata()
         return CompletionResponse(
             text="".join(text),
             tool_calls=calls,
             finish_reason=_finish(raw, calls),
             raw_finish_reason=raw,
             usage=Usage(
-                input_tokens=usage.get("promptTokenCount") or 0,
-                output_tokens=(usage.get("candidatesTokenCount") or 0)
-                + (usage.get("thoughtsTokenCount") or 0),
+                input_tokens=usage.promptTokenCount or 0,
+                output_tokens=(usage.candidatesTokenCount or 0) + (usage.thoughtsTokenCount or 0),
             ),
-            model=payload.get("modelVersion") or request.model,
+            model=body.modelVersion or request.model,
             provider=self.name,
             provider_details={self.name: {SIGNATURE: text_signature}} if text_signature else None,
         )
 
-    def _read_call(self, index: int, part: dict[str, Any]) -> ToolCall:
-        function = part["functionCall"]
-        name, arguments = function.get("name") or "", function.get("args") or {}
+    def _read_call(self, index: int, part: wire.CallPart) -> ToolCall:
+        function = part.functionCall
+        name, arguments = function.name or "", function.args or {}
         details: dict[str, Any] = {}
-        if signature := part.get(SIGNATURE_WIRE):
-            details[SIGNATURE] = signature
-        call_id = function.get("id")
+        if part.thoughtSignature:
+            details[SIGNATURE] = part.thoughtSignature
+        call_id = function.id
         if not call_id:
             call_id = stable_call_id("gemini", index, name, arguments)
             details[SYNTHETIC_ID] = True
@@ -218,26 +226,12 @@ class GeminiProvider(HttpProvider):
             provider_details={self.name: details} if details else None,
         )
 
-    def decoder(self, request: CompletionRequest) -> StreamDecoder:
+    def decoder(self, request: CompletionRequest) -> StreamDecoder[Any, wire.Response]:
         return _Decoder(self, request)
 
     def parse_error(self, status: int, payload: Any) -> ErrorDetail:
-        error = payload.get("error") if isinstance(payload, dict) else None
-        if not isinstance(error, dict):
-            return ErrorDetail(str(payload or ""))
-        message = str(error.get("message", ""))
-        details = [d for d in error.get("details") or [] if isinstance(d, dict)]
-        reasons = {d.get("reason") for d in details}
-        retry_after = next(
-            (parse_duration_seconds(d.get("retryDelay")) for d in details if "retryDelay" in d), None
-        )
-        if "API_KEY_INVALID" in reasons:
-            return ErrorDetail(message, Category.AUTHENTICATION)
-        if status == 400 and looks_like_context_length(message):
-            return ErrorDetail(message, Category.CONTEXT_LENGTH)
-        if status == 429 and _daily_quota(details):
-            return ErrorDetail(message, Category.RATE_LIMIT, retryable=False, retry_after=retry_after)
-        return ErrorDetail(message or str(error.get("status") or ""), retry_after=retry_after)
+        body = leniently(wire.ErrorBody, payload)
+        return _error_detail(status, body.error) if body is not None else ErrorDetail(str(payload or ""))
 
     def check_request(self) -> WireRequest:
         return WireRequest("GET", f"{self.base_url}/v1beta/models?pageSize=1", self._headers())
@@ -253,13 +247,38 @@ def _finish(raw: str | None, calls: list[ToolCall]) -> FinishReason:
     return FinishReason.LENGTH if raw == "MAX_TOKENS" else FinishReason.OTHER
 
 
-def _daily_quota(details: list[dict[str, Any]]) -> bool:
+def _error_detail(status: int, error: wire.ErrorObject) -> ErrorDetail:
+    message = error.message or ""
+    details = error.details or []
+    retry_after = next((_seconds(d.retryDelay) for d in details if isinstance(d, wire.RetryInfo)), None)
+    if any(isinstance(d, wire.ErrorInfo) and d.reason == "API_KEY_INVALID" for d in details):
+        return ErrorDetail(message, Category.AUTHENTICATION)
+    if status == 400 and looks_like_context_length(message):
+        return ErrorDetail(message, Category.CONTEXT_LENGTH)
+    if status == 429 and _daily_quota(details):
+        return ErrorDetail(message, Category.RATE_LIMIT, retryable=False, retry_after=retry_after)
+    return ErrorDetail(message or error.status or "", retry_after=retry_after)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+def _seconds(duration: str | None) -> float | None:
+    """A protobuf JSON duration such as "33s" or "0.5s"."""
+    match = _DURATION.match(duration) if duration else None
+    return float(match.group(1)) if match else None
+
+
+def _daily_quota(
+    details: list[wire.ErrorInfo | wire.QuotaFailure | wire.RetryInfo | wire.OtherDetail],
+) -> bool:
     """A per-day quota will not come back within any wait worth making."""
-    for detail in details:
-        for violation in detail.get("violations") or []:
-            if "PerDay" in str(violation.get("quotaId", "")):
-                return True
-    return False
+    return any(
+        "PerDay" in (violation.quotaId or "")
+        for detail in details
+        if isinstance(detail, wire.QuotaFailure)
+        for violation in detail.violations or []
+    )
 
 
 def _declaration(tool: ToolSpec) -> dict[str, Any]:
@@ -310,30 +329,31 @@ def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
             assert_never(choice)
 
 
-class _Decoder(StreamDecoder):
+class _Decoder(StreamDecoder[wire.Response, wire.Response]):
     """Merges the streamed GenerateContentResponses: parts in order, last finish reason and usage."""
 
     def __init__(self, provider: GeminiProvider, request: CompletionRequest) -> None:
-        super().__init__(provider, request, SSEParser())
-        self._parts: list[dict[str, Any]] = []
-        self._merged: dict[str, Any] = {}
+        super().__init__(provider, request, SSEParser(), wire.Response)
+        self._parts: list[wire.CallPart | wire.TextPart | wire.OtherPart] = []
+        self._last = wire.Response()  # usage, model version and prompt feedback: the last chunk's win
         self._finish: str | None = None
 
-    def on(self, data: dict[str, Any], events: list[StreamEvent]) -> None:
-        if "error" in data:
-            raise self.fail(self.provider.parse_error(200, data))
-        for key in ("usageMetadata", "modelVersion", "promptFeedback"):
-            if key in data:
-                self._merged[key] = data[key]
-        for candidate in (data.get("candidates") or [])[:1]:
-            for part in (candidate.get("content") or {}).get("parts") or []:
+    def on(self, event: wire.Response, events: list[StreamEvent]) -> None:
+        if event.error is not None:
+            raise self.fail(_error_detail(200, event.error))
+        update = {key: getattr(event, key) for key in ("usageMetadata", "modelVersion", "promptFeedback")}
+        self._last = self._last.model_copy(update={k: v for k, v in update.items() if v is not None})
+        for candidate in (event.candidates or [])[:1]:
+            for part in (candidate.content or wire.Content()).parts or []:
                 self._parts.append(part)
-                if part.get("text") and not part.get("thought") and "functionCall" not in part:
-                    events.append(TextDelta(text=part["text"]))
-            self._finish = candidate.get("finishReason") or self._finish
+                if isinstance(part, wire.TextPart) and part.text and not part.thought:
+                    events.append(TextDelta(text=part.text))
+            self._finish = candidate.finishReason or self._finish
 
-    def payload(self) -> Any:
-        if self._finish is None and "promptFeedback" not in self._merged:
+    def payload(self) -> wire.Response:
+        if self._finish is None and self._last.promptFeedback is None:
             raise self.incomplete()
-        candidate = {"content": {"role": "model", "parts": self._parts}, "finishReason": self._finish}
-        return {**self._merged, "candidates": [candidate]}
+        candidate = wire.Candidate(
+            content=wire.Content(role="model", parts=self._parts), finishReason=self._finish
+        )
+        return self._last.model_copy(update={"candidates": [candidate]})

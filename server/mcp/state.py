@@ -1,0 +1,62 @@
+"""What tools and resources reach through the lifespan context, and who is calling them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+
+from server.config import Settings
+from server.errors import MemoryInputError
+from server.mcp.subscriptions import LegacySubscriptions, UserScopedBus
+from server.memory.storage import Owner
+from server.runtime import Runtime
+
+MAX_SESSION_ID_CHARS = 256
+
+
+@dataclass
+class AppState:
+    runtime: Runtime
+    process_session: str
+    legacy_subscriptions: LegacySubscriptions
+    bus: UserScopedBus
+
+
+def current_user(settings: Settings) -> str:
+    """The authenticated HTTP user when there is one, else the configured (stdio) user."""
+    token = get_access_token()
+    return token.client_id if token is not None else settings.user
+
+
+def resolve_owner(state: AppState, headers: Mapping[str, str] | None, session_id: str | None) -> Owner:
+    """Who is calling, and in which session.
+
+    The session is, in order: an explicit `session_id`, the MCP session of a handshake-era HTTP
+    client, or this server process (stdio; `MEMORY_ROUTER_SESSION` names it). Session ids are
+    bound to their user: the same id under two users names two different sessions.
+    """
+    if session_id is not None:
+        if not session_id or len(session_id) > MAX_SESSION_ID_CHARS:
+            raise MemoryInputError(f"session_id must be 1 to {MAX_SESSION_ID_CHARS} characters long.")
+        session = session_id
+    else:
+        session = (headers.get("mcp-session-id") if headers else None) or state.process_session
+    return Owner(user=current_user(state.runtime.settings), session=session)
+
+
+def caller(ctx: Context[AppState], session_id: str | None = None) -> Owner:
+    """The caller of a tool."""
+    try:
+        return resolve_owner(ctx.request_context.lifespan_context, ctx.headers, session_id)
+    except MemoryInputError as e:
+        raise ToolError(str(e)) from None
+
+
+def owner_of(ctx: ServerRequestContext[AppState], session_id: str | None = None) -> Owner:
+    """The caller of a lowlevel request (resources, subscriptions)."""
+    return resolve_owner(ctx.lifespan_context, getattr(ctx.request, "headers", None), session_id)

@@ -1,0 +1,97 @@
+"""The wire between owner and peers: length-prefixed JSON messages, errors and records in them.
+
+A message is a 4-byte big-endian length, then a UTF-8 JSON object.
+
+    request  {"op": "hello", "version": 2}                      first on each connection
+             {"op": "put" | "get" | ..., "user", "session", "scope", ...the call's arguments}
+    reply    {"ok": result} | {"error": {"type": "StoreError", "message": "..."}}
+
+Errors keep their class (from `server.errors`) and message, so a peer fails exactly as the owner.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any, Final
+
+import anyio
+from anyio.abc import SocketStream
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from server.errors import (
+    ConfigError,
+    MemoryInputError,
+    MemoryRouterError,
+    StoreConflictError,
+    StoreError,
+    StoreLockedError,
+)
+from server.memory.storage import MemoryRecord
+
+PROTOCOL_VERSION: Final = 2
+"""2: a keyless put carries `request_id` (1 sent a nonce and a timestamp)."""
+MAX_FRAME: Final = 256 * 1024 * 1024
+
+CONNECTION_LOST: Final = (
+    anyio.EndOfStream,
+    anyio.IncompleteRead,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    OSError,
+)
+"""What sending or receiving raises when the other side is gone."""
+
+_ERRORS: Final[dict[str, type[MemoryRouterError]]] = {
+    cls.__name__: cls
+    for cls in (StoreError, StoreLockedError, StoreConflictError, MemoryInputError, ConfigError)
+}
+
+
+async def send_message(stream: SocketStream, message: dict[str, Any]) -> None:
+    body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    await stream.send(struct.pack(">I", len(body)) + body)
+
+
+async def receive_message(stream: BufferedByteReceiveStream) -> dict[str, Any] | None:
+    """The next message, or None when the other side closed the connection between messages.
+
+    Bytes that are not JSON raise `ValueError`; an oversized message or one that is not a JSON
+    object, `BrokenResourceError`.
+    """
+    try:
+        header = await stream.receive_exactly(4)
+    except anyio.IncompleteRead:
+        return None
+    (size,) = struct.unpack(">I", header)
+    if size > MAX_FRAME:
+        raise anyio.BrokenResourceError(f"a {size}-byte message is over the {MAX_FRAME}-byte limit")
+    message = json.loads(await stream.receive_exactly(size))
+    if not isinstance(message, dict):
+        raise anyio.BrokenResourceError("a message is not a JSON object")
+    return message
+
+
+def error_reply(error: MemoryRouterError) -> dict[str, Any]:
+    name = type(error).__name__ if type(error).__name__ in _ERRORS else StoreError.__name__
+    return {"error": {"type": name, "message": str(error)}}
+
+
+def unwrap(reply: dict[str, Any]) -> Any:
+    """The result of a reply, or its error raised as the owner raised it."""
+    if "error" in reply:
+        error = reply["error"]
+        raise _ERRORS.get(error.get("type"), StoreError)(str(error.get("message")))
+    return reply["ok"]
+
+
+def record_out(record: MemoryRecord | None) -> dict[str, Any] | None:
+    return None if record is None else record.model_dump(mode="json")
+
+
+def record_in(data: Any) -> MemoryRecord | None:
+    return None if data is None else MemoryRecord.model_validate(data)
+
+
+def records_in(rows: Any) -> list[MemoryRecord]:
+    return [MemoryRecord.model_validate(row) for row in rows]
