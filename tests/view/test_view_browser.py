@@ -1,11 +1,11 @@
 """The memory view in headless Chromium, against a real `memory-router serve --transport http`:
-embedded in a test MCP Apps host (the bridge over postMessage), and standalone at `/app` (the page
-speaks streamable HTTP to `/mcp` itself). Screenshots go to $VIEW_SCREENSHOTS or the test's tmp dir."""
+embedded in a test MCP Apps host (it finds the view through `recall`'s `_meta.ui.resourceUri`, reads
+it with resources/read and answers the bridge over postMessage), and at the server's own `/app` (the
+page speaks streamable HTTP to `/mcp` itself). Screenshots: see conftest.py."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ from view_harness import (
     CHROMIUM,
     HOST_HTML,
     HOST_URL,
-    VIEW_HTML,
     Dialogs,
     forward,
     http_server,
@@ -30,7 +29,9 @@ REASON = missing_browser()
 if REASON is not None:
     pytest.skip(f"browser tests skipped: {REASON}", allow_module_level=True)
 
-from playwright.async_api import Browser, FrameLocator, Page, Route, async_playwright, expect  # noqa: E402
+from playwright.async_api import Browser, FrameLocator, Page, async_playwright, expect  # noqa: E402
+
+from server.mcp.view import VIEW_MIME_TYPE, VIEW_URI, page_policy  # noqa: E402
 
 MARKUP = "<img src=x onerror=alert(1)>"
 HOST_STYLES = {"--color-background-primary": "#10141c", "--color-text-primary": "#e8eefc"}
@@ -48,13 +49,6 @@ async def browser() -> AsyncIterator[Browser]:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM)
         yield browser
         await browser.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("VIEW_SCREENSHOTS", tmp_path / "screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 async def seed(alice: Client, bob: Client) -> None:
@@ -76,7 +70,8 @@ async def user_keys(client: Client) -> list[str]:
 async def check_list_filter_text_and_preamble(
     view: FrameLocator | Page, expected: list[str], preamble: str
 ) -> None:
-    """What both modes must show: the memories newest first, a working filter, markup as text, the preamble."""
+    """What both modes must show: the memories newest first, a working filter (ordered by `recall`),
+    markup as text, the preamble exactly as a model gets it and its share of the budget."""
     await expect(view.locator("#rows tr")).to_have_count(len(expected))
     assert await keys_shown(view) == expected
     await expect(view.locator("#rows tr[data-key=markup] .content")).to_have_text(MARKUP)
@@ -84,8 +79,10 @@ async def check_list_filter_text_and_preamble(
     assert "Northwind" not in (await view.locator("body").text_content() or "")
     assert await view.locator("#preamble").text_content() == preamble
     await expect(view.locator("#stats")).to_contain_text(f"preamble {len(preamble):,} characters")
+    await expect(view.locator("#budget")).to_contain_text(f"{len(preamble):,} of 4,000 characters")
 
     await view.locator("#query").fill("biscuit")
+    await expect(view.locator("#order")).to_have_text("most relevant first")  # recall answered
     await expect(view.locator("#rows tr")).to_have_count(1)
     assert await keys_shown(view) == ["dog"]
     await view.locator("#query").fill("")
@@ -111,7 +108,8 @@ async def test_the_view_inside_an_mcp_apps_host_lists_filters_edits_and_forgets_
     server: tuple[str, dict[str, str]], browser: Browser, shots: Path
 ) -> None:
     base, tokens = server
-    async with mcp_client(base, tokens["alice"]) as alice, mcp_client(base, tokens["bob"]) as bob:
+    alice_host = mcp_client(base, tokens["alice"], renders_apps=True)
+    async with alice_host as alice, mcp_client(base, tokens["bob"]) as bob:
         await seed(alice, bob)
         page = await browser.new_page(viewport={"width": 1000, "height": 900})
         dialogs = Dialogs()
@@ -129,11 +127,15 @@ async def test_the_view_inside_an_mcp_apps_host_lists_filters_edits_and_forgets_
             "locale": "en-GB",
             "displayMode": "inline",
         }
+        # As when the host's model calls recall: the host finds and reads the view through the server.
         await page.evaluate(
-            "([html, context, input]) => startView(html, context, input, null)",
-            [VIEW_HTML.read_text(encoding="utf-8"), context, {"query": "metric"}],
+            "([args, context]) => openToolView('recall', args, context)", [{"query": "metric"}, context]
         )
+        opened = await page.evaluate("window.openedView")
+        assert opened == {"uri": VIEW_URI, "mimeType": VIEW_MIME_TYPE, "ui": {"prefersBorder": True}}
         view = page.frame_locator("#view")
+        # The recall result the host pushed: what a model is given now.
+        await expect(view.locator("#manifest-summary")).to_contain_text("facts given")
 
         # The query the tool was called with filters the list.
         await expect(view.locator("#query")).to_have_value("metric")
@@ -178,8 +180,8 @@ async def test_the_view_inside_an_mcp_apps_host_lists_filters_edits_and_forgets_
             "name": "memory",
             "arguments": {"op": "forget", "scope": "user", "key": "units"},
         } in tool_calls
-        # This server has no `recall` tool (tools/list said so): searching never called one.
-        assert all(call["name"] == "memory" for call in tool_calls)
+        # The view searched through recall (the tool that opened it), via the host.
+        assert {"name": "recall", "arguments": {"query": "biscuit"}} in tool_calls
 
         # Markup never ran: no dialog came from the view, although one would be seen.
         assert dialogs.seen == []
@@ -194,15 +196,13 @@ async def test_the_app_page_asks_for_a_token_and_shows_only_that_users_memories(
     async with mcp_client(base, tokens["alice"]) as alice, mcp_client(base, tokens["bob"]) as bob:
         await seed(alice, bob)
 
-    async def serve_view(route: Route) -> None:  # the server's own `/app` route comes with the MCP layer
-        await route.fulfill(path=VIEW_HTML, content_type="text/html; charset=utf-8")
-
     context = await browser.new_context(viewport={"width": 1000, "height": 800}, color_scheme="light")
     page = await context.new_page()
     dialogs = Dialogs()
     page.on("dialog", dialogs)
-    await page.route(f"{base}/app", serve_view)
-    await page.goto(f"{base}/app")
+    response = await page.goto(f"{base}/app")
+    assert response is not None and response.status == 200
+    assert response.headers["content-security-policy"] == f"{page_policy()}; frame-ancestors 'none'"
 
     await expect(page.locator("#login")).to_be_visible()
     await page.locator("#token").fill("mr_not-a-token")
@@ -229,7 +229,6 @@ async def test_the_app_page_asks_for_a_token_and_shows_only_that_users_memories(
     # Bob, in his own tab, sees his memory and none of alice's.
     context = await browser.new_context(viewport={"width": 1000, "height": 600}, color_scheme="dark")
     page = await context.new_page()
-    await page.route(f"{base}/app", serve_view)
     await page.goto(f"{base}/app")
     await page.locator("#token").fill(tokens["bob"])
     await page.locator("#token").press("Enter")

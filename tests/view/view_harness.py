@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from mcp import Client
+from mcp.client.extension import advertise
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
-from server.auth import TokensFile
+from server.mcp.auth import TokensFile
+from server.mcp.view import UI_EXTENSION, VIEW_MIME_TYPE
 
 HERE = Path(__file__).resolve().parent
-VIEW_HTML = HERE.parents[1] / "server" / "mcp" / "view" / "memories.html"
 HOST_HTML = HERE / "host.html"
 HOST_URL = "http://test-host.invalid/host.html"  # answered by the page's route, never by a network
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -48,7 +49,8 @@ def free_port() -> int:
 
 @contextmanager
 def http_server(tmp: Path, users: tuple[str, ...] = ("alice", "bob")) -> Iterator[tuple[str, dict[str, str]]]:
-    """`memory-router serve --transport http` on mem:// with a token per user; yields (base URL, tokens)."""
+    """`memory-router serve --transport http` on mem:// with a token per user; yields (base URL, tokens)
+    once it printed the view's URL and accepts connections."""
     tokens_file = TokensFile(tmp / "tokens")
     tokens = {user: tokens_file.add(user) for user in users}
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMORY_ROUTER_")}
@@ -63,12 +65,16 @@ def http_server(tmp: Path, users: tuple[str, ...] = ("alice", "bob")) -> Iterato
     assert process.stderr is not None
     drain = threading.Thread(target=process.stderr.read, daemon=True)
     try:
-        # The server logs its URL once it is about to accept connections (a bounded read: it exits on failure).
+        # A bounded read: the server exits on failure. Uvicorn says when it is listening.
+        printed = False
         for line in process.stderr:
-            if f"127.0.0.1:{port}/mcp" in line:
+            printed = printed or f"memory view: http://127.0.0.1:{port}/app" in line
+            if "Uvicorn running on" in line:
                 break
         else:
             raise RuntimeError(f"memory-router serve exited with {process.wait()} before listening")
+        if not printed:
+            raise RuntimeError("memory-router serve --transport http did not print the memory view's URL")
         # Keep reading its log, or the server blocks once the pipe is full.
         drain.start()
         yield f"http://127.0.0.1:{port}", tokens
@@ -81,13 +87,16 @@ def http_server(tmp: Path, users: tuple[str, ...] = ("alice", "bob")) -> Iterato
 
 
 @asynccontextmanager
-async def mcp_client(base: str, token: str) -> AsyncIterator[Client]:
-    """An SDK client over streamable HTTP (handshake era: it has an MCP session)."""
+async def mcp_client(base: str, token: str, *, renders_apps: bool = False) -> AsyncIterator[Client]:
+    """An SDK client over streamable HTTP (handshake era: it has an MCP session); `renders_apps`
+    advertises the MCP Apps extension in `initialize`, as a host that renders views does."""
+    extensions = [advertise(UI_EXTENSION, {"mimeTypes": [VIEW_MIME_TYPE]})] if renders_apps else None
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(
             create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
         )
-        client = Client(streamable_http_client(f"{base}/mcp", http_client=http), mode="legacy", cache=None)
+        transport = streamable_http_client(f"{base}/mcp", http_client=http)
+        client = Client(transport, mode="legacy", cache=None, extensions=extensions)
         yield await stack.enter_async_context(client)
 
 
