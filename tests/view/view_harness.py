@@ -37,6 +37,10 @@ def missing_browser() -> str | None:
         return "Playwright for Python is not installed (pip install playwright; no `playwright install`)."
     if CHROMIUM is None:
         return "Chromium is not installed (apt-get install -y chromium); no browser build is ever downloaded."
+    try:  # a stub that only points elsewhere (Ubuntu's snap transition package) does not run
+        subprocess.run([CHROMIUM, "--version"], capture_output=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return f"{CHROMIUM} does not run here (`{CHROMIUM} --version` failed)."
     return None
 
 
