@@ -49,6 +49,7 @@ from server.mcp.auth import build_token_verifier
 from server.mcp.sdk import lowlevel_server
 from server.mcp.server import build_server
 from server.mcp.state import AppState
+from server.mcp.view.page import APP_PATH, ViewPage
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +219,8 @@ def build_http_app(
         Middleware(HostOriginGuard, security=security),
         Middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes),
     ]
+    if transport == "http":  # the page talks to /mcp; before authentication, as it holds no data
+        middleware.append(Middleware(ViewPage))
     if verifier is not None:
         middleware += [
             Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(verifier), on_error=_auth_error),
@@ -269,4 +272,6 @@ async def serve_http(
         "streamable HTTP" if transport == "http" else "SSE",
         "on" if verifier else "off",
     )
+    if transport == "http":
+        logger.info("memory view: http://%s:%d%s", host, port, APP_PATH)
     await server.serve()

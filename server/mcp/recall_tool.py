@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from server.mcp.memory_tool import SessionId
 from server.mcp.sdk import tool_function
 from server.mcp.state import AppState, caller
+from server.mcp.view import VIEW_TOOL_META
 from server.memory.preamble import MemoryContext, Preamble
 from server.memory.storage import Scope
 
@@ -102,4 +103,5 @@ def add_recall_tool(mcp: MCPServer[AppState]) -> None:
         annotations=types.ToolAnnotations(
             read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
+        meta=VIEW_TOOL_META,  # hosts that render MCP Apps show the memory view with the result
     )
