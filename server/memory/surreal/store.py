@@ -104,6 +104,11 @@ class SurrealMemoryStore:
     async def define_schema(self) -> None:
         await self._run(queries.SCHEMA, {}, "defining the schema")
 
+    @property
+    def connection(self) -> Any:
+        """The open connection, which the task store (`task_store.py`) shares."""
+        return self._db
+
     # -- MemoryStorage -------------------------------------------------------------------------
 
     async def put(
