@@ -1,0 +1,75 @@
+"""2025-11-25 tasks, which the SDK (mcp 2.3) has types for but does not serve: this middleware adds
+`capabilities.tasks` to the `initialize` result and `execution.taskSupport` to `route_completion` in
+`tools/list`, and answers a `tools/call` that carries `params.task` with a `CreateTaskResult`.
+
+It must be middleware: a middleware's result is sent as it is, while a handler's `tools/call` result
+is checked against `CallToolResult`, which a `CreateTaskResult` is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp_types import CallToolResult
+from mcp_types.jsonrpc import INVALID_REQUEST, METHOD_NOT_FOUND
+
+from server.mcp.route_tool import ROUTE_COMPLETION
+from server.mcp.state import AppState
+from server.mcp.tasks.methods import caller_of, runner_of, store_failures
+from server.mcp.tasks.route_task import route_work
+from server.mcp.tasks.runner import Outcome, TaskLimitError, TaskProgress, Work
+from server.mcp.tasks.wire import LEGACY, LEGACY_CAPABILITY, LEGACY_VERSION, legacy_task, stored_result
+from server.memory.tasks import TaskStatus
+
+
+async def legacy_tasks(ctx: ServerRequestContext[AppState], call_next: CallNext) -> HandlerResult:
+    if ctx.method == "initialize":
+        result = await call_next(ctx)
+        if isinstance(result, dict) and result.get("protocolVersion") == LEGACY_VERSION:
+            result.setdefault("capabilities", {})["tasks"] = LEGACY_CAPABILITY
+        return result
+    if ctx.protocol_version != LEGACY_VERSION:
+        return await call_next(ctx)
+    if ctx.method == "tools/list":
+        result = await call_next(ctx)
+        if isinstance(result, dict):
+            for tool in result.get("tools", []):
+                if tool.get("name") == ROUTE_COMPLETION:
+                    tool["execution"] = {"taskSupport": "optional"}
+        return result
+    params: Mapping[str, Any] = ctx.params or {}
+    if ctx.method == "tools/call" and isinstance(params.get("task"), dict):
+        return await _create(ctx, params, call_next)
+    return await call_next(ctx)
+
+
+async def _create(
+    ctx: ServerRequestContext[AppState], params: Mapping[str, Any], call_next: CallNext
+) -> HandlerResult:
+    if params.get("name") != ROUTE_COMPLETION:
+        raise MCPError(code=METHOD_NOT_FOUND, message=f"Only {ROUTE_COMPLETION} runs as a task.")
+    runner = runner_of(ctx)
+    ttl = params["task"].get("ttl")
+    requested_ttl = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else None
+    resolved = route_work(ctx, params.get("arguments"), LEGACY)
+    work: Work
+    if resolved is None:
+        # An invalid call: the task fails at once with the very error the synchronous call returns.
+        refusal = stored_result(CallToolResult.model_validate(await call_next(ctx)), LEGACY_VERSION)
+
+        async def refused(_: TaskProgress) -> Outcome:
+            return Outcome(TaskStatus.FAILED, f"{ROUTE_COMPLETION} refused its arguments.", result=refusal)
+
+        user, session, work = caller_of(ctx), "", refused
+    else:
+        owner, work = resolved
+        user, session = owner.user, owner.session
+    with store_failures():
+        try:
+            task = await runner.start(user, session, LEGACY, requested_ttl, work)
+        except TaskLimitError as e:
+            raise MCPError(code=INVALID_REQUEST, message=str(e)) from None
+    return {"task": legacy_task(task, runner.poll_ms)}
