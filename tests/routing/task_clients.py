@@ -17,8 +17,11 @@ from mcp import Client, types
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp_types import Request, RequestParams, Result
 from pydantic import ConfigDict
+from routing_helpers import QUESTION
 
 EXTENSION = "io.modelcontextprotocol/tasks"
+ANSWER = "Paris is sunny today."
+ARGS: dict[str, Any] = {"model": "openai/model-a", "messages": QUESTION}
 TERMINAL = ("completed", "failed", "cancelled")
 Mode = Literal["legacy", "2026-07-28"]
 MODES: tuple[Mode, ...] = ("legacy", "2026-07-28")

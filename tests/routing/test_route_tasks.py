@@ -10,14 +10,10 @@ from fake_llm import FakeLLM, Turn
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_helpers import text_of
-from routing_helpers import QUESTION
-from task_clients import EXTENSION, MODES, Mode, TaskDriver, client_options
+from task_clients import ANSWER, ARGS, EXTENSION, MODES, Mode, TaskDriver, client_options
 
 from server.config import Settings
 from server.mcp.server import build_server
-
-ARGS: dict[str, Any] = {"model": "openai/model-a", "messages": QUESTION}
-ANSWER = "Paris is sunny today."
 
 
 @pytest.fixture
