@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import anyio
 from mcp import Client, types
-from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
-from mcp_types import Request, RequestParams, Result
+from mcp.client.extension import ClaimContext, ClientExtension, NotificationBinding, ResultClaim
+from mcp_types import Request, RequestParams, Result, TaskStatusNotificationParams
 from pydantic import ConfigDict
 from routing_helpers import QUESTION
 
@@ -77,6 +77,26 @@ class TasksExtension(ClientExtension):
             return created
 
         return (ResultClaim(result_type="task", model=CreatedTask, resolve=keep),)
+
+
+class StatusWatcher(ClientExtension):
+    """Keeps the 2025-11-25 `notifications/tasks/status` it hears."""
+
+    identifier = EXTENSION
+
+    def __init__(self) -> None:
+        self.heard: list[TaskStatusNotificationParams] = []
+        self.arrived = anyio.Event()
+
+    def notifications(self) -> tuple[NotificationBinding[Any], ...]:
+        async def heard(params: TaskStatusNotificationParams) -> None:
+            self.heard.append(params)
+            self.arrived.set()
+
+        binding = NotificationBinding(
+            method="notifications/tasks/status", params_type=TaskStatusNotificationParams, handler=heard
+        )
+        return (binding,)
 
 
 def dumped(result: Result) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from fake_llm import FakeLLM, Turn
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_helpers import text_of
-from task_clients import ANSWER, ARGS, EXTENSION, MODES, Mode, TaskDriver, client_options
+from task_clients import ANSWER, ARGS, EXTENSION, MODES, Mode, StatusWatcher, TaskDriver, client_options
 
 from server.config import Settings
 from server.mcp.server import build_server
@@ -190,3 +190,31 @@ async def test_task_ids_are_long_random_and_never_repeat(fake: FakeLLM, quick: S
             await tasks.outcome(task_id)
     assert len(set(ids)) == 3
     assert all(len(task_id) >= 32 for task_id in ids)
+
+
+async def test_a_2025_client_hears_a_status_notification_when_its_task_ends(
+    fake: FakeLLM, quick: Settings
+) -> None:
+    fake.script(Turn(text=ANSWER))
+    watcher = StatusWatcher()
+    async with Client(build_server(quick), mode="legacy", extensions=[watcher]) as client:
+        task_id = (await TaskDriver(client, "legacy").create(ARGS))["taskId"]
+        with anyio.fail_after(10):
+            await watcher.arrived.wait()
+    [heard] = watcher.heard
+    assert (heard.task_id, heard.status, heard.status_message) == (task_id, "completed", "Done.")
+
+
+async def test_a_task_still_running_at_its_ttl_is_stopped_and_then_gone(
+    fake: FakeLLM, quick: Settings
+) -> None:
+    fake.script(Turn(text="Thinking", hang=True))
+    async with Client(build_server(quick), mode="legacy") as client:
+        tasks = TaskDriver(client, "legacy")
+        created = await tasks.create(ARGS, ttl=200)
+        assert created["ttl"] == 200
+        with anyio.fail_after(10):
+            await fake.disconnected.wait()
+        with pytest.raises(MCPError) as gone:
+            await tasks.get(created["taskId"])
+    assert gone.value.error.code == -32602

@@ -1,6 +1,7 @@
 """2025-11-25 tasks, which the SDK (mcp 2.3) has types for but does not serve: this middleware adds
 `capabilities.tasks` to the `initialize` result and `execution.taskSupport` to `route_completion` in
-`tools/list`, and answers a `tools/call` that carries `params.task` with a `CreateTaskResult`.
+`tools/list`, and answers a `tools/call` that carries `params.task` with a `CreateTaskResult`; the
+creating connection hears `notifications/tasks/status` when the task ends.
 
 It must be middleware: a middleware's result is sent as it is, while a handler's `tools/call` result
 is checked against `CallToolResult`, which a `CreateTaskResult` is not.
@@ -17,12 +18,13 @@ from mcp_types import CallToolResult
 from mcp_types.jsonrpc import INVALID_REQUEST, METHOD_NOT_FOUND
 
 from server.mcp.route_tool import ROUTE_COMPLETION
+from server.mcp.sdk import request_connection
 from server.mcp.state import AppState
 from server.mcp.tasks.methods import caller_of, runner_of, store_failures
 from server.mcp.tasks.route_task import route_work
 from server.mcp.tasks.runner import Outcome, TaskLimitError, TaskProgress, Work
 from server.mcp.tasks.wire import LEGACY, LEGACY_CAPABILITY, LEGACY_VERSION, legacy_task, stored_result
-from server.memory.tasks import TaskStatus
+from server.memory.tasks import TaskRecord, TaskStatus
 
 
 async def legacy_tasks(ctx: ServerRequestContext[AppState], call_next: CallNext) -> HandlerResult:
@@ -67,9 +69,15 @@ async def _create(
     else:
         owner, work = resolved
         user, session = owner.user, owner.session
+    connection = request_connection(ctx)
+
+    async def announce(ended: TaskRecord) -> None:
+        # Optional in 2025-11-25, and only on the connection that created the task.
+        await connection.notify("notifications/tasks/status", legacy_task(ended, runner.poll_ms))
+
     with store_failures():
         try:
-            task = await runner.start(user, session, LEGACY, requested_ttl, work)
+            task = await runner.start(user, session, LEGACY, requested_ttl, work, announce)
         except TaskLimitError as e:
             raise MCPError(code=INVALID_REQUEST, message=str(e)) from None
     return {"task": legacy_task(task, runner.poll_ms)}

@@ -73,6 +73,8 @@ class TaskProgress:
 
 
 Work = Callable[[TaskProgress], Awaitable[Outcome]]
+Announce = Callable[[TaskRecord], Awaitable[None]]
+"""Told the task once its work has ended, e.g. to send a status notification."""
 
 
 class TaskRunner:
@@ -90,7 +92,13 @@ class TaskRunner:
         self._creates = 0
 
     async def start(
-        self, user: str, session: str, era: str, requested_ttl_ms: int | None, work: Work
+        self,
+        user: str,
+        session: str,
+        era: str,
+        requested_ttl_ms: int | None,
+        work: Work,
+        announce: Announce | None = None,
     ) -> TaskRecord:
         """Create the task (durably, before anyone hears of it) and start its work."""
         if await self.store.count_running(user) >= self.max_running:
@@ -104,7 +112,7 @@ class TaskRunner:
         task = await self.store.create(user, session, task_id, era, ttl_ms, self.id, "Starting.")
         scope = self._scopes[task_id] = anyio.CancelScope()
         self._ended[task_id] = anyio.Event()
-        self._tg.start_soon(self._run, task, scope, work)
+        self._tg.start_soon(self._run, task, scope, work, announce)
         await self._sweep_now_and_then()
         return task
 
@@ -127,7 +135,9 @@ class TaskRunner:
             with anyio.move_on_after(self.poll_ms / 1000):
                 await (ended.wait() if ended is not None else anyio.sleep_forever())
 
-    async def _run(self, task: TaskRecord, scope: anyio.CancelScope, work: Work) -> None:
+    async def _run(
+        self, task: TaskRecord, scope: anyio.CancelScope, work: Work, announce: Announce | None
+    ) -> None:
         progress = TaskProgress()
         outcome: Outcome | None = None  # stays None when cancelled: the store already says why
         try:
@@ -147,14 +157,20 @@ class TaskRunner:
             outcome = Outcome(TaskStatus.FAILED, INTERNAL_FAILURE)
         finally:
             self._scopes.pop(task.task_id, None)
+        ended = None
         if outcome is not None:
             with anyio.CancelScope(shield=True):
-                await self._finish(task, outcome)
+                ended = await self._finish(task, outcome)
         self._ended.pop(task.task_id).set()
+        if ended is not None and announce is not None:
+            try:
+                await announce(ended)
+            except Exception:  # a courtesy to a client that may be gone; the store has the truth
+                logger.debug("could not announce the end of task %s", task.task_id, exc_info=True)
 
-    async def _finish(self, task: TaskRecord, outcome: Outcome) -> None:
+    async def _finish(self, task: TaskRecord, outcome: Outcome) -> TaskRecord | None:
         try:
-            await self.store.finish(
+            return await self.store.finish(
                 task.user,
                 task.task_id,
                 self.id,
@@ -165,6 +181,7 @@ class TaskRunner:
             )
         except StoreError:
             logger.exception("could not record the end of task %s; its lease will fail it", task.task_id)
+            return None
 
     async def _report(self, task: TaskRecord, progress: TaskProgress, scope: anyio.CancelScope) -> None:
         """Write the status message when it changed (at most once per poll interval), renew the lease
