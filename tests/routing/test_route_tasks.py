@@ -218,3 +218,16 @@ async def test_a_task_still_running_at_its_ttl_is_stopped_and_then_gone(
         with pytest.raises(MCPError) as gone:
             await tasks.get(created["taskId"])
     assert gone.value.error.code == -32602
+
+
+async def test_a_2025_task_with_invalid_arguments_fails_with_the_synchronous_error(quick: Settings) -> None:
+    invalid = {"model": "openai/model-a", "messages": "not a list"}
+    async with Client(build_server(quick), mode="legacy") as client:
+        tasks = TaskDriver(client, "legacy")
+        created = await tasks.create(invalid)
+        ended = await tasks.poll_until(created["taskId"], lambda t: t["status"] != "working")
+        result = await tasks.outcome(created["taskId"])
+        synchronous = await client.call_tool("route_completion", invalid)
+    assert ended["status"] == "failed"
+    assert result.is_error and synchronous.is_error
+    assert result.content == synchronous.content
