@@ -40,12 +40,16 @@ class OwnerTasks:
     def __init__(self, shared: SharedStore, clock: WallClock) -> None:
         self._shared = shared
         self._clock = clock
+        self._opened: tuple[SurrealMemoryStore, SurrealTaskStore] | None = None
 
     def _tasks(self) -> SurrealTaskStore:
+        """The task store on the engine this process owns now (one per engine: it serializes writes)."""
         engine = self._shared.engine
         if not isinstance(engine, SurrealMemoryStore):
             raise TasksUnavailableError(TASKS_NEED_THE_OWNER)
-        return SurrealTaskStore(engine.connection, clock=self._clock)
+        if self._opened is None or self._opened[0] is not engine:
+            self._opened = (engine, SurrealTaskStore(engine.connection, clock=self._clock))
+        return self._opened[1]
 
     async def create(
         self, user: str, session: str, task_id: str, era: str, ttl_ms: int, runner: str, message: str

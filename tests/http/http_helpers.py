@@ -23,7 +23,7 @@ from server.config import Settings
 from server.mcp.auth import build_token_verifier
 from server.mcp.http import Transport, build_http_app
 
-Mode = Literal["legacy", "2026-07-28"]
+Mode = Literal["legacy", "auto", "2026-07-28"]
 
 # For plain HTTP requests.
 MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
@@ -71,7 +71,8 @@ async def connect(
     message_handler: MessageHandlerFnT | None = None,
     extensions: Sequence[ClientExtension] = (),
 ) -> AsyncIterator[Client]:
-    """An SDK client; `mode="legacy"` handshakes (MCP session), `"2026-07-28"` is sessionless."""
+    """An SDK client; `mode="legacy"` handshakes (MCP session), `"2026-07-28"` is sessionless,
+    `"auto"` discovers (`server/discover`) and then is sessionless too."""
     headers = {"Authorization": f"Bearer {token}"} if token else None
     async with AsyncExitStack() as stack:
         if transport == "http":

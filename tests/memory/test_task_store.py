@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 from fake_clock import FakeWallClock
 
@@ -65,6 +66,20 @@ async def test_a_cancel_wins_over_a_late_result_and_reports_whether_it_cancelled
     assert await tasks.finish("alice", "t1", "r1", TaskStatus.COMPLETED, "Done.") is None
     task = await tasks.get("alice", "t1")
     assert task is not None and task.status is TaskStatus.CANCELLED
+
+
+async def test_a_cancel_is_never_undone_by_concurrent_progress_writes(tasks: TaskStorage) -> None:
+    await tasks.create("alice", "s1", "t1", "legacy", HOUR_MS, "r1", "Starting")
+
+    async with anyio.create_task_group() as tg:
+        for n in range(40):
+            tg.start_soon(tasks.progress, "alice", "t1", "r1", f"{n} characters")
+            if n == 20:
+                tg.start_soon(tasks.cancel, "alice", "t1", "Cancelled.")
+
+    task = await tasks.get("alice", "t1")
+    assert task is not None and task.status is TaskStatus.CANCELLED
+    assert await tasks.progress("alice", "t1", "r1", "after the cancel") is None
 
 
 async def test_a_task_whose_runner_stops_renewing_its_lease_fails_with_a_message(

@@ -16,6 +16,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult
 from mcp_types.jsonrpc import INVALID_REQUEST, METHOD_NOT_FOUND
+from pydantic import BaseModel
 
 from server.mcp.route_tool import ROUTE_COMPLETION
 from server.mcp.sdk import request_connection
@@ -29,15 +30,15 @@ from server.memory.tasks import TaskRecord, TaskStatus
 
 async def legacy_tasks(ctx: ServerRequestContext[AppState], call_next: CallNext) -> HandlerResult:
     if ctx.method == "initialize":
-        result = await call_next(ctx)
-        if isinstance(result, dict) and result.get("protocolVersion") == LEGACY_VERSION:
+        result = _as_dict(await call_next(ctx))
+        if result is not None and result.get("protocolVersion") == LEGACY_VERSION:
             result.setdefault("capabilities", {})["tasks"] = LEGACY_CAPABILITY
         return result
     if ctx.protocol_version != LEGACY_VERSION:
         return await call_next(ctx)
     if ctx.method == "tools/list":
-        result = await call_next(ctx)
-        if isinstance(result, dict):
+        result = _as_dict(await call_next(ctx))
+        if result is not None:
             for tool in result.get("tools", []):
                 if tool.get("name") == ROUTE_COMPLETION:
                     tool["execution"] = {"taskSupport": "optional"}
@@ -46,6 +47,14 @@ async def legacy_tasks(ctx: ServerRequestContext[AppState], call_next: CallNext)
     if ctx.method == "tools/call" and isinstance(params.get("task"), dict):
         return await _create(ctx, params, call_next)
     return await call_next(ctx)
+
+
+def _as_dict(result: HandlerResult) -> dict[str, Any] | None:
+    """A handler's result as its wire dict, for the fields the 2025 wire model has but the SDK
+    does not fill in."""
+    if isinstance(result, BaseModel):
+        return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return result
 
 
 async def _create(

@@ -44,6 +44,9 @@ class SurrealTaskStore:
         self._db = db
         self._clock = clock
         self._lease = timedelta(seconds=lease_seconds)
+        # The embedded engine can lose one of two concurrent updates of a record (see the memory
+        # store), which would let a progress write undo a cancel: this process serializes its writes.
+        self._write_lock = anyio.Lock()
 
     async def define_schema(self) -> None:
         await self._run(q.TASK_SCHEMA, {}, "defining the task schema")
@@ -161,12 +164,13 @@ class SurrealTaskStore:
 
     async def _write(self, query: str, params: Mapping[str, Any], action: str) -> Any:
         """Every write is conditional or keyed by a fresh id, so a conflicting one is simply rerun."""
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                return await self._one(query, params, action)
-            except Retry:
-                if attempt + 1 < MAX_ATTEMPTS:
-                    await anyio.sleep(random.uniform(0, 0.001 * 2**attempt))
+        async with self._write_lock:
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    return await self._one(query, params, action)
+                except Retry:
+                    if attempt + 1 < MAX_ATTEMPTS:
+                        await anyio.sleep(random.uniform(0, 0.001 * 2**attempt))
         raise StoreConflictError(
             f"The task store kept reporting conflicting writes while {action} ({MAX_ATTEMPTS} attempts). "
             "Try again."
