@@ -17,6 +17,7 @@ from server.memory.sharing import open_shared
 from server.memory.sharing.lock import store_refused
 from server.memory.storage import MemoryLimits, MemoryStorage, WallClock, utc_now
 from server.memory.surreal import SDK_ERRORS, SurrealMemoryStore, translated_errors
+from server.memory.surreal.task_store import SurrealTaskStore
 
 EMBEDDED_SCHEMES = ("surrealkv", "mem", "memory")
 REMOTE_SCHEMES = ("ws", "wss", "http", "https")
@@ -118,6 +119,7 @@ async def open_engine(
         with translated_errors(f"selecting namespace {settings.store_namespace!r}"):
             await db.use(settings.store_namespace, settings.store_database)
         await store.define_schema()
+        await SurrealTaskStore(db).define_schema()
         await store.sweep_expired_sessions()
         if path is not None:
             await store.repair_counters()

@@ -68,6 +68,11 @@ class SharedStore:
     def is_owner(self) -> bool:
         return self._local is not None
 
+    @property
+    def engine(self) -> MemoryStorage | None:
+        """The engine when this process owns the store, else None."""
+        return self._local
+
     # -- MemoryStorage -------------------------------------------------------------------------
 
     async def put(

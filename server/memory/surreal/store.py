@@ -126,6 +126,11 @@ class SurrealMemoryStore:
         await self._transaction(queries.RECOUNT, {}, "recounting memories")
         return True
 
+    @property
+    def connection(self) -> Any:
+        """The open connection, which the task store (`task_store.py`) shares."""
+        return self._db
+
     # -- MemoryStorage -------------------------------------------------------------------------
 
     async def put(
