@@ -12,7 +12,7 @@ from fake_clock import FakeWallClock
 from server.config import Settings
 from server.errors import MemoryInputError
 from server.memory.storage import MemoryRecord, Owner, Scope
-from server.memory.store import open_store
+from server.memory.store import open_engine, open_store
 from server.memory.surreal import SurrealMemoryStore
 from server.memory.surreal.ids import decode_handle, encode_handle
 from server.memory.surreal.store import LIST_PAGE
@@ -53,7 +53,7 @@ def clock() -> FakeWallClock:
 
 @pytest.fixture
 async def store(clock: FakeWallClock) -> AsyncIterator[SurrealMemoryStore]:
-    async with open_store(Settings(store="mem://", max_memories=20), clock=clock) as opened:
+    async with open_engine(Settings(store="mem://", max_memories=20), "mem://", clock=clock) as opened:
         yield opened
 
 

@@ -20,19 +20,20 @@ import builtins
 import logging
 import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import anyio
 from surrealdb import RecordID
 
-from server.errors import MemoryInputError, StoreConflictError, StoreError
+from server.errors import StoreConflictError, StoreError
 from server.memory.storage import (
     MemoryLimits,
     MemoryRecord,
     Owner,
     Scope,
+    Source,
     WallClock,
     check_key,
     check_value,
@@ -43,6 +44,7 @@ from server.memory.surreal.failures import (
     LimitReached,
     Retry,
     SessionExpired,
+    limit_reached,
     statement_results,
     translated_errors,
 )
@@ -58,7 +60,9 @@ from server.memory.surreal.ids import (
     micros,
     record_from,
     record_id,
+    restore_row,
     session_of,
+    source_row,
 )
 
 logger = logging.getLogger(__name__)
@@ -92,7 +96,7 @@ class SurrealMemoryStore:
         self.limits = limits or MemoryLimits()
         self.session_ttl = timedelta(seconds=session_ttl_seconds)
         # Reads refresh a session's activity at most this often; writes always do.
-        self._touch_interval = min(timedelta(seconds=60), self.session_ttl / 100)
+        self.touch_interval = min(timedelta(seconds=60), self.session_ttl / 100)
         self._clock = clock
         self._puts_since_sweep = 0
         self._closed = False
@@ -107,7 +111,13 @@ class SurrealMemoryStore:
     # -- MemoryStorage -------------------------------------------------------------------------
 
     async def put(
-        self, owner: Owner, scope: Scope, content: str, key: str | None = None, request_id: str | None = None
+        self,
+        owner: Owner,
+        scope: Scope,
+        content: str,
+        key: str | None = None,
+        request_id: str | None = None,
+        source: Source | None = None,
     ) -> MemoryRecord:
         if key is not None:
             check_key(key, self.limits)
@@ -115,7 +125,7 @@ class SurrealMemoryStore:
         check_value(content, self.limits)
         now = self._now()
         kind, name = (KEYED, key) if key is not None else (KEYLESS, request_id or uuid.uuid4().hex)
-        record = await self._write(owner, scope, kind, name, key, content, now, created_at=None)
+        record = await self._write(owner, scope, kind, name, key, content, source, now, created_at=None)
         self._puts_since_sweep += 1
         if self._puts_since_sweep >= SWEEP_EVERY_PUTS:
             self._puts_since_sweep = 0
@@ -146,9 +156,9 @@ class SurrealMemoryStore:
         while limit is None or len(records) < limit:
             page = LIST_PAGE if limit is None else min(LIST_PAGE, limit - len(records))
             rows = await self._one(query, {**params, "limit": page}, "listing memories") or []
-            for kind, name, key, content, created, updated in rows:
+            for kind, name, key, content, created, updated, source in rows:
                 parts = (owner.user, scope.value, session, kind, key if kind == KEYED else name)
-                records.append(record_from(parts, key, content, created, updated))
+                records.append(record_from(parts, key, content, created, updated, source))
             if len(rows) < page:
                 break
             last = records[-1]
@@ -173,26 +183,47 @@ class SurrealMemoryStore:
         return await self._forget(owner, scope, KEYED, key)
 
     async def restore(self, owner: Owner, scope: Scope, record: MemoryRecord) -> MemoryRecord:
-        if record.key is not None:
-            check_key(record.key, self.limits)
-            kind, name = KEYED, record.key
-        else:
-            decoded = decode_handle(record.handle)
-            if decoded is not None and decoded[3] == KEYLESS:
-                name = decoded[4]
-            else:
-                # A handle from elsewhere: derive a stable nonce so a second import is a no-op.
-                name = uuid.uuid5(HANDLE_NAMESPACE, record.handle).hex
-            kind = KEYLESS
-        check_text(record.key, record.content)
-        check_value(record.content, self.limits)
+        kind, name = self._restored_name(record)
         created = record.created_at.astimezone(UTC)
         updated = record.updated_at.astimezone(UTC)
-        return await self._write(owner, scope, kind, name, record.key, record.content, updated, created)
+        return await self._write(
+            owner, scope, kind, name, record.key, record.content, record.source, updated, created
+        )
 
     async def aclose(self) -> None:
         """Refuse further calls. The connection belongs to whoever opened it (`open_store`)."""
         self._closed = True
+
+    # -- beyond the protocol: bulk import, sessions for export and housekeeping ----------------
+
+    async def restore_many(
+        self, owner: Owner, scope: Scope, records: Iterable[MemoryRecord], batch: int = 1000
+    ) -> int:
+        """`restore` of many records, `batch` to a transaction (one commit each, not one per record);
+        how many were restored. A record restored twice in one call keeps its last version.
+        A `CachedStorage` in front does not see these writes: call it before that is opened."""
+        await self._session_alive(owner, scope)  # an expired session is emptied first
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for record in records:
+            kind, name = self._restored_name(record)
+            rows[kind, name] = restore_row(owner, scope, kind, name, record)
+        params = {
+            "counter": self._counter(owner, scope),
+            "srec": self._sess(owner) if scope is Scope.SESSION else None,
+            "max": self.limits.max_records_per_owner,
+            "limit_mark": queries.LIMIT_MARK,
+            "uid": id_text(owner.user),
+            "scp": scope.value,
+            "sid": id_text(session_of(owner, scope)),
+        }
+        ordered = builtins.list(rows.values())
+        for start in range(0, len(ordered), batch):
+            chunk = {**params, "rows": ordered[start : start + batch]}
+            try:
+                await self._transaction(queries.RESTORE_MANY, self._activity(chunk), "importing memories")
+            except LimitReached:
+                raise limit_reached(scope, self.limits) from None
+        return len(ordered)
 
     # -- beyond the protocol: sessions, for export and housekeeping ----------------------------
 
@@ -247,6 +278,7 @@ class SurrealMemoryStore:
         name: str,
         key: str | None,
         content: str,
+        source: Source | None,
         now: datetime,
         created_at: datetime | None,
     ) -> MemoryRecord:
@@ -266,6 +298,7 @@ class SurrealMemoryStore:
             "sid": id_text(session),
             "key": key,
             "content": content,
+            "source": source_row(source),
             "now": now,
             "created_at": created_at,
         }
@@ -280,14 +313,22 @@ class SurrealMemoryStore:
                     queries.PUT, self._activity(params), "recording a memory"
                 )
         except LimitReached:
-            who = "user" if scope is Scope.USER else "session"
-            raise MemoryInputError(
-                f"This {who} already has {self.limits.max_records_per_owner} {scope.value} memories, "
-                "the limit (MEMORY_ROUTER_MAX_MEMORIES). "
-                "Forget some, or record under an existing key to replace it."
-            ) from None
+            raise limit_reached(scope, self.limits) from None
         parts = (owner.user, scope.value, session, kind, name)
-        return record_from(parts, key, content, created_us, micros(now))
+        return record_from(parts, key, content, created_us, micros(now), source_row(source))
+
+    def _restored_name(self, record: MemoryRecord) -> tuple[str, str]:
+        """The kind and name a restored record is stored under; checks it as `put` would."""
+        check_text(record.key, record.content)
+        check_value(record.content, self.limits)
+        if record.key is not None:
+            check_key(record.key, self.limits)
+            return KEYED, record.key
+        decoded = decode_handle(record.handle)
+        if decoded is not None and decoded[3] == KEYLESS:
+            return KEYLESS, decoded[4]
+        # A handle from elsewhere: derive a stable nonce so a second import is a no-op.
+        return KEYLESS, uuid.uuid5(HANDLE_NAMESPACE, record.handle).hex
 
     async def _forget(self, owner: Owner, scope: Scope, kind: str, name: str) -> MemoryRecord | None:
         if not await self._session_alive(owner, scope):
@@ -308,7 +349,7 @@ class SurrealMemoryStore:
         if now - last > self.session_ttl:
             await self._purge(owner, now - self.session_ttl)
             return False
-        if now - last >= self._touch_interval:
+        if now - last >= self.touch_interval:
             params = {
                 "srec": self._sess(owner),
                 "uid": id_text(owner.user),
