@@ -40,9 +40,10 @@ R = TypeVar("R")
 
 MAX_CACHED_OWNERS: Final = 64
 """Owners (user or session, per scope) kept at most; the least recently used go first."""
-MAX_CACHED_FACTS: Final = 300_000
-"""Facts held in indexes over all owners at most (about 0.5 KB each beyond their text); least
-recently used owners are dropped past it, never the one just used."""
+MAX_CACHED_FACTS: Final = 200_000
+"""Facts held with their indexes over all owners at most (measured: about 2.3 KB each for facts of
+~60 characters, 230 MiB at 100k); least recently used owners are dropped past it, never the one
+just used."""
 MAX_CACHED_LIST: Final = 1000
 """Longest newest-first listing kept (the default `memory://` listing); longer ones are read."""
 REMOTE_MAX_AGE: Final = timedelta(seconds=30)
