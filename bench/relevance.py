@@ -1,7 +1,8 @@
 """Choosing a turn's facts in process: relevance (`search`) next to newest first, at 1k-100k facts.
 
-One user's facts are seeded into an embedded store on disk (`restore_many`, one commit per 1,000),
-then, through the in-memory cache the server puts in front of the engine (`CachedStorage`):
+One user per size is seeded into an embedded store on disk (`restore_many`, one commit per 1,000),
+then, through the in-memory cache the server puts in front of the engine (`CachedStorage`), with
+every size measured in turn in one loop so that a busy machine slows them alike:
 
 - select relevance: `search` for the turn's words (50 facts), the count, and the preamble composed
 - select newest: the newest 51 facts, the count, and the preamble composed (today's preamble)
@@ -40,7 +41,6 @@ from server.memory.preamble import PreambleBudget, compose_preamble
 from server.memory.storage import MemoryRecord, MemoryStorage, Owner, RecordStorage, Scope
 from server.memory.store import open_engine
 
-OWNER = Owner("bench-user", "bench-session")
 BUDGET = PreambleBudget()
 WORDS = [
     "dog",
@@ -154,62 +154,70 @@ def facts(start: int, stop: int) -> list[MemoryRecord]:
     return out
 
 
-async def select_relevance(store: MemoryStorage, turn: str) -> str:
-    hits = await store.search(OWNER, Scope.USER, turn, BUDGET.max_items)
-    total = await store.count(OWNER, Scope.USER)
+def owner_of(size: int) -> Owner:
+    return Owner(f"bench-{size}", "bench-session")
+
+
+async def select_relevance(store: MemoryStorage, owner: Owner, turn: str) -> str:
+    hits = await store.search(owner, Scope.USER, turn, BUDGET.max_items)
+    total = await store.count(owner, Scope.USER)
     chosen = [record for record, _ in hits]
     return compose_preamble(chosen, [], BUDGET, user_total=total, selection="relevance").text
 
 
-async def select_newest(store: RecordStorage) -> str:
-    newest = list(await store.list(OWNER, Scope.USER, limit=BUDGET.max_items + 1))
-    total = await store.count(OWNER, Scope.USER)
+async def select_newest(store: RecordStorage, owner: Owner) -> str:
+    newest = list(await store.list(owner, Scope.USER, limit=BUDGET.max_items + 1))
+    total = await store.count(owner, Scope.USER)
     return compose_preamble(newest[: BUDGET.max_items], [], BUDGET, user_total=total).text
 
 
-async def timed(op: Op, runs: int) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        await op()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
-async def interleaved(ops: dict[str, Op], runs: int) -> dict[str, list[float]]:
-    """Each op in turn, `runs` times: a busy machine then slows them alike."""
-    samples: dict[str, list[float]] = {name: [] for name in ops}
+async def interleaved(ops: dict[tuple[int, str], Op], runs: int) -> dict[tuple[int, str], list[float]]:
+    """Each op in turn, `runs` times: a busy machine then slows them all alike."""
+    samples: dict[tuple[int, str], list[float]] = {name: [] for name in ops}
     for _ in range(runs):
         for name, op in ops.items():
-            samples[name] += await timed(op, 1)
+            started = time.perf_counter()
+            await op()
+            samples[name].append((time.perf_counter() - started) * 1000)
     return samples
 
 
-async def measure(cached: CachedStorage, engine: RecordStorage, ops: int) -> dict[str, list[float]]:
-    turns = iter(TURNS * (ops // len(TURNS) + 1))
+async def measure(
+    cached: CachedStorage, engine: RecordStorage, sizes: list[int], ops: int
+) -> dict[tuple[int, str], list[float]]:
+    """Every operation at every size, interleaved."""
+    turns = iter(TURNS * (len(sizes) * ops // len(TURNS) + 1))
     puts = iter(range(10**9))
 
-    def put(store: RecordStorage) -> Op:
-        return lambda: store.put(OWNER, Scope.USER, f"bench fact {next(puts)} about tea", key="bench")
+    def put(store: RecordStorage, owner: Owner) -> Op:
+        return lambda: store.put(owner, Scope.USER, f"bench fact {next(puts)} about tea", key="bench")
 
-    return {
-        "select relevance": await timed(lambda: select_relevance(cached, next(turns)), ops),
-        **await interleaved(
-            {
-                "select newest": lambda: select_newest(cached),
-                "select newest, engine": lambda: select_newest(engine),
-            },
-            ops,
-        ),
-        **await interleaved(
-            {
-                "list 1000": lambda: cached.list(OWNER, Scope.USER, limit=1000),
-                "list 1000, engine": lambda: engine.list(OWNER, Scope.USER, limit=1000),
-            },
-            max(ops // 5, 20),
-        ),
-        **await interleaved({"record": put(cached), "record, engine": put(engine)}, ops),
-    }
+    def each_size(make: Callable[[Owner], Op], name: str) -> dict[tuple[int, str], Op]:
+        return {(size, name): make(owner_of(size)) for size in sizes}
+
+    timings = await interleaved(
+        {
+            **each_size(lambda o: lambda: select_relevance(cached, o, next(turns)), "select relevance"),
+            **each_size(lambda o: lambda: select_newest(cached, o), "select newest"),
+            **each_size(lambda o: lambda: select_newest(engine, o), "select newest, engine"),
+        },
+        ops,
+    )
+    timings |= await interleaved(
+        {
+            **each_size(lambda o: lambda: cached.list(o, Scope.USER, limit=1000), "list 1000"),
+            **each_size(lambda o: lambda: engine.list(o, Scope.USER, limit=1000), "list 1000, engine"),
+        },
+        max(ops // 5, 20),
+    )
+    timings |= await interleaved(
+        {
+            **each_size(lambda o: put(cached, o), "record"),
+            **each_size(lambda o: put(engine, o), "record, engine"),
+        },
+        ops,
+    )
+    return timings
 
 
 async def main() -> None:
@@ -220,35 +228,33 @@ async def main() -> None:
     parser.add_argument("--ops", type=int, default=300)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    rows: list[tuple[int, str, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         url = f"surrealkv://{Path(tmp) / 'store'}"
         settings = Settings(store=url, max_memories=10_000_000)
         async with open_engine(settings, url) as engine:
-            seeded = 0
             for size in sizes:
                 started = time.perf_counter()
-                await engine.restore_many(OWNER, Scope.USER, facts(seeded, size))
-                seeded = size
+                await engine.restore_many(owner_of(size), Scope.USER, facts(0, size))
                 print(f"seeded {size} facts in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-                cached = CachedStorage(
-                    engine, exclusive=True, session_ttl=engine.session_ttl, recheck=engine.touch_interval
-                )
+            cached = CachedStorage(
+                engine, exclusive=True, session_ttl=engine.session_ttl, recheck=engine.touch_interval
+            )
+            for size in sizes:
                 before, started = resident_mib(), time.perf_counter()
-                await cached.search(OWNER, Scope.USER, TURNS[0], 1)
+                await cached.search(owner_of(size), Scope.USER, TURNS[0], 1)
                 built, grown = time.perf_counter() - started, resident_mib() - before
-                print(f"  index of {size} facts built in {built:.2f}s, +{grown:.0f} MiB", file=sys.stderr)
-                for op, samples in (await measure(cached, engine, args.ops)).items():
-                    rows.append((size, op, statistics.median(samples), percentile(samples, 0.99)))
-                await cached.forget_key(OWNER, Scope.USER, "bench")
-                seeded = await engine.count(OWNER, Scope.USER)
-    first = {op: p50 for size, op, p50, _ in rows if size == sizes[0]}
-    by_size_op = {(size, op): p50 for size, op, p50, _ in rows}
+                print(f"index of {size} facts built in {built:.2f}s, +{grown:.0f} MiB", file=sys.stderr)
+            timings = await measure(cached, engine, sizes, args.ops)
+    p50 = {name: statistics.median(samples) for name, samples in timings.items()}
     print(f"\n{'facts':>7} {'operation':<22} {'p50 ms':>8} {'p99 ms':>8} {'vs first':>9} {'vs engine':>10}")
-    for size, op, p50, p99 in rows:
-        engine_p50 = by_size_op.get((size, f"{op}, engine"))
-        versus = f"{p50 / engine_p50:>9.2f}x" if engine_p50 else f"{'':>10}"
-        print(f"{size:>7} {op:<22} {p50:>8.3f} {p99:>8.3f} {p50 / first[op]:>8.2f}x {versus}")
+    order = {op: i for i, (_, op) in enumerate(timings)}
+    for (size, op), samples in sorted(timings.items(), key=lambda item: (item[0][0], order[item[0][1]])):
+        engine_p50 = p50.get((size, f"{op}, engine"))
+        versus = f"{p50[size, op] / engine_p50:>9.2f}x" if engine_p50 else f"{'':>10}"
+        print(
+            f"{size:>7} {op:<22} {p50[size, op]:>8.3f} {percentile(samples, 0.99):>8.3f} "
+            f"{p50[size, op] / p50[sizes[0], op]:>8.2f}x {versus}"
+        )
 
 
 if __name__ == "__main__":

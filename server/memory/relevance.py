@@ -12,6 +12,7 @@ stemmed (Snowball), so "Dogs" finds "dog"; words of other scripts match as exact
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import re
@@ -239,7 +240,7 @@ class RelevanceIndex:
         self._total_length -= self._lengths[slot]
         for term in self._terms.pop(slot):
             slots, frequencies = self._postings[term], self._frequencies[term]
-            i = slots.index(slot)
+            i = bisect.bisect_left(slots, slot)  # slots are ascending; index() compared each one in Python
             del slots[i], frequencies[i]
             if not slots:
                 del self._postings[term], self._frequencies[term]
