@@ -6,7 +6,8 @@ whose facts did not change then costs no store query, and a selection is a looku
 
 Kept true by seeing every write: the process that has the engine open wraps it in this, and the
 other processes on the same store reach it through that process (`sharing/`). Each write updates
-the index and drops the owner's list and count; a failed write drops all the owner keeps.
+the owner's index and newest list (a restore drops the list: its place is the store's to say) and
+drops the count; a failed write drops all the owner keeps.
 
 Session facts expire in the store without a write (idle past the TTL, and `put` sweeps other idle
 sessions); so what a session keeps is checked against the store again once `recheck` has passed
@@ -86,6 +87,40 @@ class _Entry:
     newest_complete: bool = False
     count: int | None = None
     building: anyio.Lock = field(default_factory=anyio.Lock)
+
+    def put(self, record: MemoryRecord) -> None:
+        """A put: its record is the newest, unless the clock says otherwise (then the store's order
+        among equal times is not ours to guess, and the list is read again)."""
+        self._changed()
+        if self.facts is not None:
+            self.facts.add(record)
+        if self.newest is not None:
+            rest = [r for r in self.newest if r.handle != record.handle]
+            if rest and record.updated_at <= rest[0].updated_at:
+                self.newest = None
+            else:
+                self.newest = [record, *rest][:MAX_CACHED_LIST]
+                self.newest_complete = self.newest_complete and len(rest) < MAX_CACHED_LIST
+
+    def restore(self, record: MemoryRecord) -> None:
+        """A restore keeps its timestamps: where it goes in the list is the store's to say."""
+        self._changed()
+        self.newest = None
+        if self.facts is not None:
+            self.facts.add(record)
+
+    def forget(self, record: MemoryRecord | None) -> None:
+        if record is None:
+            return
+        self._changed()
+        if self.facts is not None:
+            self.facts.remove(record)
+        if self.newest is not None:  # still the newest ones, one fewer
+            self.newest = [r for r in self.newest if r.handle != record.handle]
+
+    def _changed(self) -> None:
+        self.version += 1
+        self.count = None
 
 
 class CachedStorage:
@@ -171,22 +206,24 @@ class CachedStorage:
             owner,
             scope,
             lambda: self.inner.put(owner, scope, content, key=key, request_id=request_id, source=source),
-            _Facts.add,
+            _Entry.put,
         )
 
     async def restore(self, owner: Owner, scope: Scope, record: MemoryRecord) -> MemoryRecord:
-        return await self._write(owner, scope, lambda: self.inner.restore(owner, scope, record), _Facts.add)
+        return await self._write(
+            owner, scope, lambda: self.inner.restore(owner, scope, record), _Entry.restore
+        )
 
     async def forget(self, owner: Owner, scope: Scope, handle: str) -> MemoryRecord | None:
         forgotten = await self._write(
-            owner, scope, lambda: self.inner.forget(owner, scope, handle), _Facts.remove
+            owner, scope, lambda: self.inner.forget(owner, scope, handle), _Entry.forget
         )
         _log_forget(owner, scope, forgotten)
         return forgotten
 
     async def forget_key(self, owner: Owner, scope: Scope, key: str) -> MemoryRecord | None:
         forgotten = await self._write(
-            owner, scope, lambda: self.inner.forget_key(owner, scope, key), _Facts.remove
+            owner, scope, lambda: self.inner.forget_key(owner, scope, key), _Entry.forget
         )
         _log_forget(owner, scope, forgotten)
         return forgotten
@@ -202,7 +239,7 @@ class CachedStorage:
         owner: Owner,
         scope: Scope,
         write: Callable[[], Awaitable[R]],
-        change: Callable[[_Facts, R], None],
+        change: Callable[[_Entry, R], None],
     ) -> R:
         entry = self._entry(owner, scope)
         try:
@@ -212,12 +249,9 @@ class CachedStorage:
         except BaseException:
             self._entries.pop(_key(owner, scope), None)  # it may or may not have been written
             raise
-        entry.version += 1
-        entry.newest, entry.newest_complete, entry.count = None, False, None
         if self._exclusive:
             entry.checked_at = self._clock()
-        if entry.facts is not None:
-            change(entry.facts, result)
+        change(entry, result)
         return result
 
     async def _facts(self, owner: Owner, scope: Scope) -> _Facts:

@@ -150,6 +150,21 @@ async def test_a_short_listing_then_a_longer_one_are_both_complete(
     assert await store.count(ALICE, Scope.USER) == 12
 
 
+async def test_facts_recorded_at_the_same_instant_are_listed_in_the_stores_order(
+    store: MemoryStorage, clock: FakeWallClock
+) -> None:
+    assert isinstance(store, CachedStorage)
+    await store.put(ALICE, Scope.USER, "first", key="m")
+    assert len(await store.list(ALICE, Scope.USER, limit=10)) == 1
+    for key in ("z", "a", "k"):  # the clock does not move: the store orders them by key
+        await store.put(ALICE, Scope.USER, key, key=key)
+        assert await store.list(ALICE, Scope.USER, limit=10) == await store.inner.list(ALICE, Scope.USER)
+    clock.advance()
+    await store.put(ALICE, Scope.USER, "later", key="m")
+    assert await store.list(ALICE, Scope.USER, limit=10) == await store.inner.list(ALICE, Scope.USER)
+    assert (await store.list(ALICE, Scope.USER, limit=1))[0].content == "later"
+
+
 async def test_a_refused_write_leaves_search_and_listing_as_they_were(clock: FakeWallClock) -> None:
     async with open_store(Settings(store="mem://", max_memories=1), clock=clock) as store:
         kept = await store.put(ALICE, Scope.USER, "likes tea", key="drink")
