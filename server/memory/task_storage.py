@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from server.errors import ConfigError
+from server.memory.cached import CachedStorage
 from server.memory.sharing import SharedStore
 from server.memory.storage import MemoryStorage, WallClock, utc_now
 from server.memory.surreal import SurrealMemoryStore
@@ -25,10 +26,17 @@ TASKS_NEED_THE_OWNER: Final = (
 )
 
 
+def _engine_of(store: object) -> SurrealMemoryStore | None:
+    """The SurrealDB engine under a store (behind its cache, if any), when this process has it open."""
+    inner = store.inner if isinstance(store, CachedStorage) else store
+    return inner if isinstance(inner, SurrealMemoryStore) else None
+
+
 def task_storage(store: MemoryStorage, *, clock: WallClock = utc_now) -> TaskStorage:
     """The tasks kept beside `store`'s memories."""
-    if isinstance(store, SurrealMemoryStore):
-        return SurrealTaskStore(store.connection, clock=clock)
+    engine = _engine_of(store)
+    if engine is not None:
+        return SurrealTaskStore(engine.connection, clock=clock)
     if isinstance(store, SharedStore):
         return OwnerTasks(store, clock)
     raise ConfigError(f"{type(store).__name__} keeps no tasks.")
@@ -44,8 +52,8 @@ class OwnerTasks:
 
     def _tasks(self) -> SurrealTaskStore:
         """The task store on the engine this process owns now (one per engine: it serializes writes)."""
-        engine = self._shared.engine
-        if not isinstance(engine, SurrealMemoryStore):
+        engine = _engine_of(self._shared.engine)
+        if engine is None:
             raise TasksUnavailableError(TASKS_NEED_THE_OWNER)
         if self._opened is None or self._opened[0] is not engine:
             self._opened = (engine, SurrealTaskStore(engine.connection, clock=self._clock))
