@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.defaults import HTTP_DEFAULT_HOST as HTTP_DEFAULT_HOST
+from server.defaults import HTTP_DEFAULT_PORT as HTTP_DEFAULT_PORT
 from server.errors import ConfigError
 
 
@@ -44,8 +46,6 @@ def default_user() -> str:
 
 
 # The HTTP transports' defaults, for `serve` and the server alike.
-HTTP_DEFAULT_HOST = "127.0.0.1"
-HTTP_DEFAULT_PORT = 8765
 HTTP_DEFAULT_TOOL_CALLS_PER_MINUTE = 600
 
 

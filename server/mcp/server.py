@@ -6,8 +6,9 @@ reach it through `ctx.request_context.lifespan_context.runtime`.
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -23,7 +24,10 @@ from server.mcp.route_tool import add_route_completion_tool
 from server.mcp.state import AppState, current_user
 from server.mcp.subscriptions import LegacySubscriptions, UserScopedBus
 from server.memory.storage import Owner, Scope
+from server.memory.store import display_url
 from server.runtime import open_runtime
+
+logger = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "memory-router remembers facts about the user across sessions and hosts, and routes completions "
@@ -32,11 +36,30 @@ INSTRUCTIONS = (
 )
 
 
+def announce_ready(
+    settings: Settings, where: str, *, users_from_tokens: bool = False
+) -> Callable[[str], None]:
+    """An `on_ready` that logs one line on stderr, so whoever started the server sees it is alive and
+    which session id to pass to `memory-router memory list --session`."""
+
+    def log_ready(session: str) -> None:
+        who = "users from bearer tokens" if users_from_tokens else f"user {settings.user!r}"
+        store = display_url(settings.store)
+        logger.info("memory-router ready on %s; store %s; %s; session %s", where, store, who, session)
+
+    return log_ready
+
+
 def build_server(
-    settings: Settings, *, http_client: httpx.AsyncClient | None = None, over_http: bool = False
+    settings: Settings,
+    *,
+    http_client: httpx.AsyncClient | None = None,
+    over_http: bool = False,
+    on_ready: Callable[[str], None] | None = None,
 ) -> MCPServer[AppState]:
     """Build the server. `http_client` is the seam for tests (an `httpx.MockTransport` client);
-    `over_http` picks the HTTP default for the tool-call rate limit."""
+    `over_http` picks the HTTP default for the tool-call rate limit; `on_ready` is called with the
+    process's session id once the store is open."""
     # A stdio server is one session (unless MEMORY_ROUTER_SESSION names one); sessionless HTTP
     # clients that pass no session_id share it too.
     process_session = settings.session or uuid.uuid4().hex
@@ -53,6 +76,8 @@ def build_server(
                 await legacy_subscriptions.notify(owner, scope, key)
 
             runtime.memory.listeners.append(notify)
+            if on_ready is not None:
+                on_ready(process_session)
             yield AppState(runtime, process_session, legacy_subscriptions, bus)
 
     mcp: MCPServer[AppState] = MCPServer(
