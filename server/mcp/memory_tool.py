@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp import types
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
+from server.errors import MemoryInputError
 from server.mcp.sdk import tool_function
 from server.mcp.state import AppState, caller
 from server.memory.tool import MEMORY_TOOL_DESCRIPTION, MEMORY_TOOL_NAME, MemoryArguments
@@ -30,6 +32,18 @@ async def _memory(arguments: MemoryToolArguments, ctx: Context[AppState]) -> str
     return result.text
 
 
+async def _plain_argument_errors(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Middleware: a `memory` call with bad arguments is answered in words ("op must be record or
+    forget"), where the SDK would answer with pydantic's report and its links."""
+    params = ctx.params or {}
+    if ctx.method == "tools/call" and params.get("name") == MEMORY_TOOL_NAME:
+        try:
+            MemoryToolArguments.from_call(params.get("arguments") or {})
+        except MemoryInputError as e:
+            return types.CallToolResult(content=[types.TextContent(text=str(e))], is_error=True)
+    return await call_next(ctx)
+
+
 def add_memory_tool(mcp: MCPServer[AppState]) -> None:
     mcp.add_tool(
         tool_function(MEMORY_TOOL_NAME, MemoryToolArguments, _memory, context=Context[AppState], returns=str),
@@ -39,3 +53,4 @@ def add_memory_tool(mcp: MCPServer[AppState]) -> None:
         ),
         structured_output=False,
     )
+    mcp.middleware.append(_plain_argument_errors)

@@ -87,12 +87,13 @@ def build_server(
         lifespan=lifespan,
         subscriptions=bus,
     )
+    # Middleware runs outermost first: the rate limit counts every call, refused ones included.
+    if per_minute := settings.tool_calls_per_minute(over_http=over_http):
+        mcp.middleware.append(ToolCallRateLimit(per_minute, lambda: current_user(settings)))
     add_memory_tool(mcp)
     add_route_completion_tool(mcp)
     add_memory_resources(mcp)
     add_legacy_subscriptions(mcp)
     add_logging_level(mcp)
     add_key_completion(mcp)
-    if per_minute := settings.tool_calls_per_minute(over_http=over_http):
-        mcp.middleware.append(ToolCallRateLimit(per_minute, lambda: current_user(settings)))
     return mcp

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, SkipJsonSchema
-from pydantic_core import core_schema
+from pydantic_core import ErrorDetails, core_schema
 
 from server.errors import MemoryInputError
 from server.memory.storage import Scope
@@ -57,15 +57,23 @@ class MemoryArguments(BaseModel):
         try:
             return cls.model_validate(arguments)
         except ValidationError as e:
-            problems = "; ".join(_problem(error["loc"], error["type"], error["msg"]) for error in e.errors())
+            problems = "; ".join(_problem(error) for error in e.errors())
             raise MemoryInputError(f"Invalid memory call: {problems}.") from None
 
 
-def _problem(loc: tuple[int | str, ...], kind: str, message: str) -> str:
-    field = ".".join(str(part) for part in loc) or "arguments"
-    if kind == "missing":
-        return f"`{field}` is required"
-    return f"`{field}`: {message[:1].lower()}{message[1:]}"
+def _problem(error: ErrorDetails) -> str:
+    """One validation failure in words, without pydantic's codes and links: "op must be record or forget"."""
+    field = ".".join(str(part) for part in error["loc"]) or "arguments"
+    match error["type"]:
+        case "missing":
+            return f"{field} is required"
+        case "enum":
+            expected = str(error.get("ctx", {}).get("expected", "")).replace("'", "")
+            return f"{field} must be {expected}"
+        case "string_type":
+            return f"{field} must be a string"
+    message = error["msg"]
+    return f"{field}: {message[:1].lower()}{message[1:]}"
 
 
 class _ModelFacingSchema(GenerateJsonSchema):
