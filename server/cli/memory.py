@@ -86,7 +86,9 @@ async def cmd_memory(args: argparse.Namespace, settings: Settings) -> int:
     owner, scope = owner_and_scope(args, settings, session)
     # A piped value loses the line break that ends it, as in the shell's $(...).
     value = read_stdin_text("VALUE").rstrip("\n") if args.action == "record" and args.value == "-" else None
-    imported = transfer.load_import(args, scope if args.scope else None) if args.action == "import" else None
+    imported = (
+        transfer.load_import(args.file, scope if args.scope else None) if args.action == "import" else None
+    )
     async with open_memory(settings) as memory:
         match args.action:
             case "list":

@@ -37,9 +37,9 @@ def add_parsers(action: Callable[[str, str], argparse.ArgumentParser], *, scope_
     # replaces the sessions the lines name.
 
 
-def load_import(args: argparse.Namespace, only: Scope | None) -> list[ImportLine]:
+def load_import(file: str, only: Scope | None) -> list[ImportLine]:
     """The lines to import, read and checked before the store opens; `only` (--scope) keeps one scope's."""
-    lines = parse_export(read_import_file(args.file), args.file)
+    lines = parse_export(read_import_file(file), file)
     return [line for line in lines if only is None or line.scope is only]
 
 
