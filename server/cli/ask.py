@@ -36,12 +36,13 @@ def add_parser(commands: SubParsers, common: argparse.ArgumentParser) -> None:
 
 def _prompt(args: argparse.Namespace) -> str:
     if args.prompt not in (None, "-"):
-        return str(args.prompt)
-    if args.prompt is None and (sys.stdin is None or sys.stdin.isatty()):
+        prompt = str(args.prompt)
+    elif args.prompt is None and (sys.stdin is None or sys.stdin.isatty()):
         raise UsageError('ask needs a prompt: memory-router ask "your question" (or pipe it on stdin).')
-    prompt = read_stdin_text("The prompt")
+    else:
+        prompt = read_stdin_text("The prompt")
     if not prompt.strip():
-        raise UsageError("The prompt read from stdin is empty.")
+        raise UsageError("The prompt is empty: give it as an argument or pipe it on stdin.")
     return prompt
 
 
