@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.defaults import HTTP_DEFAULT_HOST as HTTP_DEFAULT_HOST
+from server.defaults import HTTP_DEFAULT_PORT as HTTP_DEFAULT_PORT
 from server.errors import ConfigError
 
 
@@ -44,8 +46,6 @@ def default_user() -> str:
 
 
 # The HTTP transports' defaults, for `serve` and the server alike.
-HTTP_DEFAULT_HOST = "127.0.0.1"
-HTTP_DEFAULT_PORT = 8765
 HTTP_DEFAULT_TOOL_CALLS_PER_MINUTE = 600
 
 
@@ -191,14 +191,29 @@ def _env_names(setting: str) -> set[str]:
 
 def load_settings(**overrides: Any) -> Settings:
     """Read the environment (and the TOML file it names); explicit overrides win."""
+    config: Path | None = None
+    file_values: dict[str, Any] = {}
     try:
         env_only = Settings()
-        file_values = _read_toml(env_only.config) if env_only.config else {}
+        config = env_only.config
+        file_values = _read_toml(config) if config else {}
         # Environment beats the file: pass file values only for settings no variable sets.
         merged = {k: v for k, v in file_values.items() if not _env_names(k) & os.environ.keys()}
         return Settings(**{**merged, **overrides})
     except ValidationError as e:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in e.errors()
+            f"{_where_set(err['loc'], file_values, config)}: {err['msg']}" for err in e.errors()
         )
         raise ConfigError(f"Invalid configuration: {problems}") from None
+
+
+def _where_set(loc: tuple[int | str, ...], file_values: dict[str, Any], config: Path | None) -> str:
+    """What the user wrote that holds the bad value: the variable, else the key in the TOML file."""
+    if not loc:
+        return "settings"
+    setting = str(loc[0])
+    variables = sorted((_env_names(setting) | {setting}) & os.environ.keys())
+    if variables:
+        return variables[0]
+    dotted = ".".join(str(part) for part in loc)
+    return f"{dotted} in {config}" if setting in file_values and config else dotted

@@ -45,14 +45,27 @@ def test_a_missing_config_file_is_a_clear_error(tmp_path: Path, monkeypatch: pyt
         load_settings()
 
 
-def test_an_invalid_setting_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MEMORY_ROUTER_MAX_VALUE_BYTES", "lots")
-    with pytest.raises(ConfigError, match="max_value_bytes"):
-        load_settings()
-
-
 def test_api_keys_never_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-SECRET-123")
     settings = load_settings()
     assert "SECRET" not in repr(settings) and "SECRET" not in str(settings)
     assert settings.anthropic_api_key is not None
+
+
+def test_an_invalid_value_names_the_variable_that_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMORY_ROUTER_MAX_KEY_CHARS", "long")
+    with pytest.raises(ConfigError, match=r"^Invalid configuration: MEMORY_ROUTER_MAX_KEY_CHARS: .*integer"):
+        load_settings()
+
+
+def test_an_invalid_value_from_the_config_file_names_its_key_and_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "memory-router.toml"
+    path.write_text('[limits]\nmax_key_chars = "long"\n\n[aliases]\nfast = { fallbacks = ["x/y"] }\n')
+    monkeypatch.setenv("MEMORY_ROUTER_CONFIG", str(path))
+    monkeypatch.delenv("MEMORY_ROUTER_MAX_KEY_CHARS", raising=False)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert f"max_key_chars in {path}: " in str(raised.value)
+    assert f"aliases.fast.model in {path}: Field required" in str(raised.value)

@@ -14,9 +14,11 @@ user too, so the same id under two users names two different sessions.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import parse_qs
@@ -47,7 +49,7 @@ from server.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, Settings
 from server.errors import ConfigError
 from server.mcp.auth import build_token_verifier
 from server.mcp.sdk import lowlevel_server
-from server.mcp.server import build_server
+from server.mcp.server import announce_ready, build_server
 from server.mcp.state import AppState
 from server.mcp.view.page import APP_PATH, ViewPage
 
@@ -202,10 +204,11 @@ def build_http_app(
     transport: Transport = "http",
     verifier: TokenVerifier | None = None,
     http_client: httpx.AsyncClient | None = None,
+    on_ready: Callable[[str], None] | None = None,
 ) -> Starlette:
     """The ASGI app for `transport`, with rebinding protection, body limit, auth and rate limit.
-    `http_client` is the providers' client (the seam for tests)."""
-    mcp = build_server(settings, http_client=http_client, over_http=True)
+    `http_client` is the providers' client (the seam for tests); `on_ready` as for `build_server`."""
+    mcp = build_server(settings, http_client=http_client, over_http=True, on_ready=on_ready)
     security = transport_security(settings)
     if transport == "http":
         inner = mcp.streamable_http_app(
@@ -236,6 +239,27 @@ def build_http_app(
     return Starlette(routes=[Mount("/", app=inner)], middleware=middleware, lifespan=lifespan)
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """Bind and listen before anything starts, so a taken port is reported as such, first."""
+    address = host.strip("[]")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        return socket.create_server((address, port), family=family, backlog=2048)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"Port {port} on {host} is already in use (another memory-router serve?): stop that "
+                "process or pick another port with --port."
+            ) from None
+        raise ConfigError(
+            f"Cannot listen on {host}:{port} ({e.strerror}): check --host and --port."
+        ) from None
+
+
+def http_url(host: str, port: int, transport: Transport) -> str:
+    return f"http://{host}:{port}{MCP_PATH if transport == 'http' else SSE_PATH}"
+
+
 async def serve_http(
     settings: Settings,
     *,
@@ -243,7 +267,8 @@ async def serve_http(
     host: str = HTTP_DEFAULT_HOST,
     port: int = HTTP_DEFAULT_PORT,
 ) -> None:
-    """Serve until stopped. Refuses a non-loopback address when no authentication is configured."""
+    """Serve until stopped. Refuses a non-loopback address when no authentication is configured, and
+    a taken port; logs one line once the store is open and the port listens."""
     verifier = build_token_verifier(settings)
     check_bind(host, verifier)
     if not is_loopback(host) and not _split(settings.allowed_hosts):
@@ -252,26 +277,19 @@ async def serve_http(
             "to the name clients use to reach this server.",
             host,
         )
-    app = build_http_app(settings, transport=transport, verifier=verifier)
+    sock = listening_socket(host, port)
+    kind = "streamable HTTP" if transport == "http" else "SSE"
+    where = f"{http_url(host, port, transport)} ({kind}, authentication {'on' if verifier else 'off'})"
+    if transport == "http":
+        where += f"; memory view at http://{host}:{port}{APP_PATH}"
+    ready = announce_ready(settings, where, users_from_tokens=verifier is not None)
+    app = build_http_app(settings, transport=transport, verifier=verifier, on_ready=ready)
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         log_config=None,
         server_header=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
-    path = MCP_PATH if transport == "http" else SSE_PATH
-    logger.info(
-        "memory-router on http://%s:%d%s (%s, authentication %s)",
-        host,
-        port,
-        path,
-        "streamable HTTP" if transport == "http" else "SSE",
-        "on" if verifier else "off",
-    )
-    if transport == "http":
-        logger.info("memory view: http://%s:%d%s", host, port, APP_PATH)
-    await server.serve()
+    with sock:
+        await uvicorn.Server(config).serve(sockets=[sock])

@@ -6,8 +6,9 @@ reach it through `ctx.request_context.lifespan_context.runtime`.
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
@@ -30,16 +31,38 @@ from server.mcp.tasks.extension import TasksExtension
 from server.mcp.tasks.legacy import legacy_tasks
 from server.mcp.tasks.runner import open_task_runner
 from server.memory.storage import Owner, Scope
+from server.memory.store import display_url
 from server.memory.task_storage import task_storage
 from server.memory.tool import MEMORY_TOOL_NAME
 from server.runtime import open_runtime
 
+logger = logging.getLogger(__name__)
+
+
+def announce_ready(
+    settings: Settings, where: str, *, users_from_tokens: bool = False
+) -> Callable[[str], None]:
+    """An `on_ready` that logs one line on stderr, so whoever started the server sees it is alive and
+    which session id to pass to `memory-router memory list --session`."""
+
+    def log_ready(session: str) -> None:
+        who = "users from bearer tokens" if users_from_tokens else f"user {settings.user!r}"
+        store = display_url(settings.store)
+        logger.info("memory-router ready on %s; store %s; %s; session %s", where, store, who, session)
+
+    return log_ready
+
 
 def build_server(
-    settings: Settings, *, http_client: httpx.AsyncClient | None = None, over_http: bool = False
+    settings: Settings,
+    *,
+    http_client: httpx.AsyncClient | None = None,
+    over_http: bool = False,
+    on_ready: Callable[[str], None] | None = None,
 ) -> MCPServer[AppState]:
     """Build the server. `http_client` is the seam for tests (an `httpx.MockTransport` client);
-    `over_http` picks the HTTP default for the tool-call rate limit."""
+    `over_http` picks the HTTP default for the tool-call rate limit; `on_ready` is called with the
+    process's session id once the store is open."""
     # A stdio server is one session (unless MEMORY_ROUTER_SESSION names one); sessionless HTTP
     # clients that pass no session_id share it too.
     process_session = settings.session or uuid.uuid4().hex
@@ -62,6 +85,8 @@ def build_server(
                 await legacy_subscriptions.notify(owner, scope, key)
 
             runtime.memory.listeners.append(notify)
+            if on_ready is not None:
+                on_ready(process_session)
             yield AppState(runtime, process_session, legacy_subscriptions, bus, tasks)
 
     mcp: MCPServer[AppState] = MCPServer(
@@ -72,6 +97,9 @@ def build_server(
         subscriptions=bus,
         extensions=[TasksExtension()] if settings.tasks else [],
     )
+    # Middleware runs outermost first: the rate limit counts every call, refused ones included.
+    if per_minute := settings.tool_calls_per_minute(over_http=over_http):
+        mcp.middleware.append(ToolCallRateLimit(per_minute, lambda: current_user(settings)))
     add_memory_tool(mcp)
     add_recall_tool(mcp)
     add_route_completion_tool(mcp)
@@ -80,8 +108,6 @@ def build_server(
     add_legacy_subscriptions(mcp)
     add_logging_level(mcp)
     add_key_completion(mcp)
-    if per_minute := settings.tool_calls_per_minute(over_http=over_http):
-        mcp.middleware.append(ToolCallRateLimit(per_minute, lambda: current_user(settings)))
     mcp.middleware.append(
         ToolArgumentCheck({MEMORY_TOOL_NAME: MemoryToolArguments, RECALL_TOOL_NAME: RecallArguments})
     )

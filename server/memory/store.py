@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from surrealdb import AsyncSurreal
-
 from server.config import Settings
 from server.errors import ConfigError, StoreError
 from server.memory.cached import CachedStorage
 from server.memory.sharing import open_shared
 from server.memory.sharing.lock import store_refused
 from server.memory.storage import MemoryLimits, MemoryStorage, WallClock, utc_now
-from server.memory.surreal import SDK_ERRORS, SurrealMemoryStore, translated_errors
+from server.memory.surreal import SurrealMemoryStore, sdk_errors, translated_errors
+from server.memory.surreal.sdk import embedded_connection, remote_connection
 from server.memory.surreal.task_store import SurrealTaskStore
 
 EMBEDDED_SCHEMES = ("surrealkv", "mem", "memory")
@@ -121,7 +120,7 @@ async def open_engine(
         with suppress(FileExistsError):
             path.mkdir(mode=0o700)
     async with AsyncExitStack() as stack:
-        db: Any = AsyncSurreal(url)
+        db: Any = embedded_connection(url) if scheme in EMBEDDED_SCHEMES else remote_connection(url)
         if scheme not in STATELESS_SCHEMES:
             with translated_errors(f"opening {shown}"):
                 await db.connect()
@@ -165,7 +164,7 @@ async def _sign_in(db: Any, settings: Settings) -> None:
     }
     try:
         await db.signin(credentials)
-    except SDK_ERRORS as e:
+    except sdk_errors() as e:
         where = display_url(settings.store)
         raise StoreError(
             f"Signing in to the memory store at {where} as {settings.store_username!r} failed "

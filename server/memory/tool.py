@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, SkipJsonSchema
-from pydantic_core import core_schema
+from pydantic_core import ErrorDetails, core_schema
 
 from server.errors import MemoryInputError
 from server.memory.storage import Scope
@@ -62,14 +62,22 @@ class MemoryArguments(BaseModel):
 
 def describe_problems(error: ValidationError) -> str:
     """What is wrong with some arguments, per field, without the validator's jargon and links."""
-    return "; ".join(_problem(problem["loc"], problem["type"], problem["msg"]) for problem in error.errors())
+    return "; ".join(_problem(problem) for problem in error.errors())
 
 
-def _problem(loc: tuple[int | str, ...], kind: str, message: str) -> str:
-    field = ".".join(str(part) for part in loc) or "arguments"
-    if kind == "missing":
-        return f"`{field}` is required"
-    return f"`{field}`: {message[:1].lower()}{message[1:]}"
+def _problem(error: ErrorDetails) -> str:
+    """One validation failure in words, without pydantic's codes and links: "op must be record or forget"."""
+    field = ".".join(str(part) for part in error["loc"]) or "arguments"
+    match error["type"]:
+        case "missing":
+            return f"{field} is required"
+        case "enum":
+            expected = str(error.get("ctx", {}).get("expected", "")).replace("'", "")
+            return f"{field} must be {expected}"
+        case "string_type":
+            return f"{field} must be a string"
+    message = error["msg"]
+    return f"{field}: {message[:1].lower()}{message[1:]}"
 
 
 class _ModelFacingSchema(GenerateJsonSchema):

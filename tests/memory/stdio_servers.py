@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from mcp import Client, StdioServerParameters, types
 
 from server.memory.sharing import lock
@@ -124,3 +125,26 @@ def owner_process(store_dir: Path) -> Iterator[subprocess.Popen[str]]:
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 stream.close()
+
+
+async def run_cli(
+    store_dir: Path,
+    *args: str,
+    input: str | None = None,
+    stdout: int | None = None,
+    without: tuple[str, ...] = (),
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
+    """`memory-router ARGS` as a subprocess, awaited; `stdout` replaces the captured pipe (a closed
+    one); `without` names variables of `server_env` to leave out."""
+    environment = {k: v for k, v in {**server_env(store_dir), **env}.items() if k not in without}
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "server", *args],
+            input=input.encode() if input is not None else None,
+            stdout=subprocess.PIPE if stdout is None else stdout,
+            env=environment,
+            check=False,
+        )
+    out = done.stdout.decode() if done.stdout is not None else ""
+    return subprocess.CompletedProcess(done.args, done.returncode, out, done.stderr.decode())

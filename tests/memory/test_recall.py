@@ -167,10 +167,10 @@ async def test_recall_with_nothing_remembered_says_so(settings: Settings) -> Non
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        ({"scope": "global"}, "Invalid recall call: `scope`: input should be 'user' or 'session'."),
-        ({"query": 42}, "Invalid recall call: `query`: input should be a valid string."),
-        ({"query": "x" * 2001}, "Invalid recall call: `query`: string should have at most 2000 characters."),
-        ({"topic": "pets"}, "Invalid recall call: `topic`: extra inputs are not permitted."),
+        ({"scope": "global"}, "Invalid recall call: scope must be user or session."),
+        ({"query": 42}, "Invalid recall call: query must be a string."),
+        ({"query": "x" * 2001}, "Invalid recall call: query: string should have at most 2000 characters."),
+        ({"topic": "pets"}, "Invalid recall call: topic: extra inputs are not permitted."),
         ({"session_id": ""}, "session_id must be 1 to 256 characters long."),
     ],
 )
@@ -188,7 +188,7 @@ async def test_bad_memory_arguments_get_the_same_plain_words(settings: Settings)
     async with Client(build_server(settings)) as client:
         result = await client.call_tool("memory", {"op": "record", "scope": "user", "key": 7, "value": "v"})
     assert result.is_error
-    assert text_of(result) == "Invalid memory call: `key`: input should be a valid string."
+    assert text_of(result) == "Invalid memory call: key must be a string."
 
 
 async def test_the_remembered_facts_prompt_holds_the_current_preamble(settings: Settings) -> None:
@@ -208,4 +208,4 @@ async def test_a_too_long_prompt_query_is_refused_with_the_limit(settings: Setti
     async with Client(build_server(settings)) as client:
         with pytest.raises(MCPError) as refused:
             await client.get_prompt("remembered-facts", {"query": "x" * 2001})
-    assert "`query`: string should have at most 2000 characters" in refused.value.error.message
+    assert "query: string should have at most 2000 characters" in refused.value.error.message

@@ -56,6 +56,4 @@ async def test_a_stdio_host_sees_the_tools_and_the_prompt_and_gets_clear_errors(
             bad = await client.call_tool("recall", {"scope": "everyone"})
     assert tools["recall"].annotations is not None and tools["recall"].annotations.read_only_hint is True
     assert prompts == ["remembered-facts"]
-    assert (
-        bad.is_error and text_of(bad) == "Invalid recall call: `scope`: input should be 'user' or 'session'."
-    )
+    assert bad.is_error and text_of(bad) == "Invalid recall call: scope must be user or session."

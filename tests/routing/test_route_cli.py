@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -13,13 +14,28 @@ from fake_llm import KEY, Call, FakeLLM, Turn
 from routing_helpers import provider_env
 
 
-async def cli(fake: FakeLLM, store: Path, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
+async def cli(
+    fake: FakeLLM,
+    store: Path,
+    *args: str,
+    input: str | None = None,
+    stdin: int | None = None,
+    stdout: int = subprocess.PIPE,
+    **env: str,
+) -> subprocess.CompletedProcess[bytes]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MEMORY_ROUTER_")}
     environment.update(provider_env(fake.url))
     environment.update(MEMORY_ROUTER_STORE=f"surrealkv://{store}", MEMORY_ROUTER_USER="alice")
     environment.update(MEMORY_ROUTER_MAX_RETRIES="0", **env)
     with anyio.fail_after(60):
-        return await anyio.run_process([sys.executable, "-m", "server", *args], env=environment, check=False)
+        return await anyio.run_process(
+            [sys.executable, "-m", "server", *args],
+            input=input.encode() if input is not None else None,
+            stdin=stdin,
+            stdout=stdout,
+            env=environment,
+            check=False,
+        )
 
 
 async def test_ask_streams_the_answer_runs_the_memory_tool_and_prints_host_calls_it_cannot_run(
@@ -36,6 +52,7 @@ async def test_ask_streams_the_answer_runs_the_memory_tool_and_prints_host_calls
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode() == "Nice to meet you, Alice.\n"
     stderr = done.stderr.decode()
+    assert "[model] answered by anthropic/model-a" in stderr
     assert "[memory] record user 'name': recorded" in stderr
     assert 'the model asked for a host tool: open_browser({"url": "https://example.com"})' in stderr
     assert fake.requests[0].streamed
@@ -128,3 +145,93 @@ async def test_doctor_names_a_rejected_key_and_the_variables_to_check_without_sh
     assert "invalid api key (check OPENAI_API_KEY)" in out
     assert "ok   anthropic:" in out
     assert wrong not in out and KEY not in out
+
+
+async def test_ask_says_when_a_fallback_answered(fake: FakeLLM, tmp_path: Path) -> None:
+    config = tmp_path / "memory-router.toml"
+    config.write_text('[aliases]\nsmart = { model = "anthropic/model-a", fallbacks = ["openai/model-b"] }\n')
+    fake.script(Turn(error=(529, "Overloaded")), Turn(text="From the fallback."))
+    done = await cli(
+        fake, tmp_path / "store", "ask", "--model", "smart", "hi", MEMORY_ROUTER_CONFIG=str(config)
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode() == "From the fallback.\n"
+    assert "[model] answered by openai/model-b" in done.stderr.decode()
+
+
+async def test_ask_reads_the_prompt_from_stdin_when_it_is_a_dash_or_left_out(
+    fake: FakeLLM, tmp_path: Path
+) -> None:
+    for args in (["-"], []):
+        fake.script(Turn(text="Read it."))
+        done = await cli(
+            fake, tmp_path / "store", "ask", "--model", "anthropic/model-a", *args, input="From a pipe.\n"
+        )
+        assert done.returncode == 0, done.stderr
+        assert "From a pipe.\\n" in json.dumps(fake.bodies()[-1]["messages"])
+
+
+async def test_ask_json_prints_the_structured_result_only(fake: FakeLLM, tmp_path: Path) -> None:
+    fake.script(Turn(text="Structured."))
+    done = await cli(fake, tmp_path / "store", "ask", "--json", "--model", "openai/model-b", "hi")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["status"], result["text"], result["provider"], result["model"]) == (
+        "completed",
+        "Structured.",
+        "openai",
+        "model-b",
+    )
+    assert result["usage"]["input_tokens"] == 11
+
+
+async def test_memory_preamble_prints_what_the_model_gets_and_ask_shows_its_manifest(
+    fake: FakeLLM, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    assert (await cli(fake, store, "memory", "record", "name", "Alice")).returncode == 0
+    preamble = await cli(fake, store, "memory", "preamble", "--query", "Who am I?")
+    fake.script(Turn(text="You are Alice."))
+    done = await cli(fake, store, "ask", "--show-memory", "--model", "anthropic/model-a", "Who am I?")
+    assert done.returncode == 0, done.stderr
+    assert preamble.stdout.decode() == fake.bodies()[0]["system"] + "\n"
+    manifest_line = next(
+        line for line in done.stderr.decode().splitlines() if line.startswith("[memory context] ")
+    )
+    manifest = json.loads(manifest_line.removeprefix("[memory context] "))
+    assert [fact["key"] for fact in manifest["included"]] == ["name"]
+    assert manifest["left_out"] == 0
+
+
+async def test_ask_piped_into_a_reader_that_goes_away_ends_quietly(fake: FakeLLM, tmp_path: Path) -> None:
+    fake.script(Turn(text="A long answer nobody reads."))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `| head -0`
+    try:
+        done = await cli(
+            fake, tmp_path / "store", "ask", "--model", "anthropic/model-a", "hi", stdout=write_end
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr.decode()) == (141, "")
+
+
+async def test_ask_without_a_prompt_says_how_to_give_one(fake: FakeLLM, tmp_path: Path) -> None:
+    terminal, other_end = pty.openpty()
+    try:
+        on_terminal = await cli(
+            fake, tmp_path / "store", "ask", "--model", "anthropic/model-a", stdin=terminal
+        )
+    finally:
+        os.close(terminal)
+        os.close(other_end)
+    assert on_terminal.returncode == 1
+    assert on_terminal.stderr.decode() == (
+        'memory-router: ask needs a prompt: memory-router ask "your question" (or pipe it on stdin).\n'
+    )
+    empty = await cli(fake, tmp_path / "store", "ask", "--model", "anthropic/model-a", input=" \n")
+    assert (empty.returncode, empty.stderr.decode()) == (
+        1,
+        "memory-router: The prompt is empty: give it as an argument or pipe it on stdin.\n",
+    )
+    assert fake.requests == []

@@ -93,9 +93,7 @@ async def test_a_memory_call_with_invalid_arguments_tells_the_model_what_to_fix_
         stored = await read_json(client, "memory://user")
     reply = result["messages"][1]
     assert (reply["role"], reply["is_error"]) == ("tool", True)
-    assert reply["content"] == (
-        "Invalid memory call: `op`: input should be 'record' or 'forget'; `key` is required."
-    )
+    assert reply["content"] == ("Invalid memory call: op must be record or forget; key is required.")
     assert result["text"] == "Understood."
     assert result["memory_ops"] == [] and stored == []
 

@@ -25,7 +25,7 @@ from task_clients import ANSWER, ARGS
 from server.mcp.auth import TokensFile
 
 TS_DIR = Path(__file__).parents[1] / "ts"
-READY = "memory-router on http://"
+READY = "memory-router ready on"
 
 
 @pytest.fixture(scope="session")
@@ -58,22 +58,24 @@ async def memory_router_serve(env: dict[str, str]) -> AsyncIterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", str(port)]
     async with await anyio.open_process(command, env=env, stdout=subprocess.DEVNULL) as process:
-        assert process.stderr is not None
-        log = TextReceiveStream(process.stderr)
-        with anyio.fail_after(30):
-            seen = ""
-            async for chunk in log:
-                seen += chunk
-                if READY in seen:
-                    break
-            assert READY in seen, seen
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_drain, log)
-            try:
-                yield f"http://127.0.0.1:{port}/mcp"
-            finally:
-                process.terminate()
-                tg.cancel_scope.cancel()
+        try:
+            assert process.stderr is not None
+            log = TextReceiveStream(process.stderr)
+            with anyio.fail_after(30):
+                seen = ""
+                async for chunk in log:
+                    seen += chunk
+                    if READY in seen:
+                        break
+                assert READY in seen, seen
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_drain, log)
+                try:
+                    yield f"http://127.0.0.1:{port}/mcp"
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            process.terminate()  # whatever happened: leaving the block waits for the process to end
 
 
 async def _drain(log: TextReceiveStream) -> None:

@@ -69,11 +69,11 @@ def http_server(tmp: Path, users: tuple[str, ...] = ("alice", "bob")) -> Iterato
     assert process.stderr is not None
     drain = threading.Thread(target=process.stderr.read, daemon=True)
     try:
-        # A bounded read: the server exits on failure. Uvicorn says when it is listening.
+        # A bounded read: the server exits on failure, and says when it is ready (the port listens).
         printed = False
         for line in process.stderr:
-            printed = printed or f"memory view: http://127.0.0.1:{port}/app" in line
-            if "Uvicorn running on" in line:
+            if "memory-router ready on" in line:
+                printed = f"memory view at http://127.0.0.1:{port}/app" in line
                 break
         else:
             raise RuntimeError(f"memory-router serve exited with {process.wait()} before listening")

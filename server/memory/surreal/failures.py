@@ -3,28 +3,31 @@ query's response into results, retryable conflicts and the store's own refusals.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Final
-
-import aiohttp
-from surrealdb import SurrealError
-from websockets.exceptions import WebSocketException
+from typing import Any
 
 from server.errors import MemoryInputError, StoreError
 from server.memory.storage import MemoryLimits, Scope
 from server.memory.surreal.queries import EXPIRED_MARK, LIMIT_MARK
+from server.memory.surreal.sdk import SurrealError
 
-# What the SDK raises: the embedded engine reports failures as RuntimeError, remote ones come from the
-# transport, and a name holding a lone surrogate cannot be encoded.
-SDK_ERRORS: Final = (
-    SurrealError,
-    OSError,
-    RuntimeError,
-    UnicodeEncodeError,
-    aiohttp.ClientError,
-    WebSocketException,
-)
+# The remote clients' base errors, by the module that defines them.
+_REMOTE_CLIENT_ERRORS = (("aiohttp", "ClientError"), ("websockets.exceptions", "WebSocketException"))
+
+
+def sdk_errors() -> tuple[type[BaseException], ...]:
+    """What the SDK raises: the embedded engine reports failures as RuntimeError, remote ones come from
+    the transport, and a name holding a lone surrogate cannot be encoded. A remote client's errors
+    count once its library is loaded: until then none can be raised, and loading it costs more than
+    an embedded store's whole start (see `sdk.py`)."""
+    remote = [
+        getattr(module, name)
+        for module_name, name in _REMOTE_CLIENT_ERRORS
+        if (module := sys.modules.get(module_name)) is not None
+    ]
+    return (SurrealError, OSError, RuntimeError, UnicodeEncodeError, *remote)
 
 
 class Retry(Exception):
@@ -60,7 +63,7 @@ def translated_errors(action: str) -> Iterator[None]:
             f"The memory store failed while {action}: a user or session name is not valid Unicode text "
             "(it holds a lone surrogate)."
         ) from None
-    except SDK_ERRORS as e:
+    except sdk_errors() as e:
         raise StoreError(f"The memory store failed while {action}: {e}") from e
 
 

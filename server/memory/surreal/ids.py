@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from surrealdb import RecordID
-
 from server.errors import MemoryInputError
 from server.memory.storage import MemoryRecord, Owner, Scope, Source
+from server.memory.surreal.sdk import RecordID
 
 KEYED, KEYLESS = "k", "n"
 """Record kinds: a keyed record's name is its key; a keyless one's, a request id or a nonce."""

@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import anyio
-from surrealdb import RecordID
 
 from server.errors import MemoryInputError, StoreConflictError, StoreError
 from server.memory.storage import (
@@ -63,6 +62,7 @@ from server.memory.surreal.ids import (
     session_of,
     source_row,
 )
+from server.memory.surreal.sdk import RecordID
 
 logger = logging.getLogger(__name__)
 
