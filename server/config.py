@@ -141,6 +141,15 @@ class Settings(BaseSettings):
             )
         return SecretStr(value)
 
+    @field_validator("tokens_file", "jwt_public_key_file", "config", mode="before")
+    @classmethod
+    def _non_empty_path(cls, value: Any, info: ValidationInfo) -> Any:
+        """An empty variable would be read as `.` (the current directory): refuse it instead."""
+        if isinstance(value, str) and not value.strip():
+            variable = " or ".join(sorted(_env_names(info.field_name or "")))
+            raise ValueError(f"{variable} is set but empty; set it to a file's path, or unset it")
+        return value
+
     def tool_calls_per_minute(self, *, over_http: bool) -> int:
         """The per-user tool-call limit in force (0: none): the configured one, else
         HTTP_DEFAULT_TOOL_CALLS_PER_MINUTE over HTTP and none over stdio."""

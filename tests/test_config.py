@@ -56,3 +56,13 @@ def test_api_keys_never_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatc
     settings = load_settings()
     assert "SECRET" not in repr(settings) and "SECRET" not in str(settings)
     assert settings.anthropic_api_key is not None
+
+
+@pytest.mark.parametrize("variable", ["MEMORY_ROUTER_TOKENS_FILE", "MEMORY_ROUTER_CONFIG"])
+def test_an_empty_path_variable_is_refused_at_start_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert f"{variable} is set but empty" in str(refused.value)
