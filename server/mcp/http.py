@@ -29,16 +29,12 @@ from mcp.server.auth.provider import TokenVerifier
 from mcp.server.mcpserver import MCPServer
 from mcp.server.runner import serve_dual_era_loop
 from mcp.server.sse import SseServerTransport
-from mcp.server.transport_security import (
-    RequestBodyLimitMiddleware,
-    TransportSecurityMiddleware,
-    TransportSecuritySettings,
-)
+from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.authentication import AuthenticationError
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -46,6 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, Settings
 from server.errors import ConfigError
 from server.mcp.auth import build_token_verifier
+from server.mcp.http_guards import AllowList, HostOriginGuard
 from server.mcp.sdk import lowlevel_server
 from server.mcp.server import build_server
 from server.mcp.state import AppState
@@ -65,20 +62,41 @@ def _split(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """Loopback Host / Origin values (any port), plus the configured extras."""
-    hosts = [*LOOPBACK_NAMES, *(f"{name}:*" for name in LOOPBACK_NAMES)]
-    origins = [
+def _loopback_hosts() -> list[str]:
+    return [*LOOPBACK_NAMES, *(f"{name}:*" for name in LOOPBACK_NAMES)]
+
+
+def _loopback_origins() -> list[str]:
+    return [
         f"{scheme}://{name}{port}"
         for scheme in ("http", "https")
         for name in LOOPBACK_NAMES
         for port in ("", ":*")
     ]
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """Loopback Host / Origin values (any port), plus the configured extras, for the SDK's own
+    (prefix-matching) checks; `HostOriginGuard` in front matches the same lists exactly."""
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=[*hosts, *_split(settings.allowed_hosts)],
-        allowed_origins=[*origins, *_split(settings.allowed_origins)],
+        allowed_hosts=[*_loopback_hosts(), *_split(settings.allowed_hosts)],
+        allowed_origins=[*_loopback_origins(), *_split(settings.allowed_origins)],
     )
+
+
+def host_guard(settings: Settings) -> Middleware:
+    hosts = AllowList(
+        [*_loopback_hosts(), *_split(settings.allowed_hosts)],
+        origin=False,
+        variable="MEMORY_ROUTER_ALLOWED_HOSTS",
+    )
+    origins = AllowList(
+        [*_loopback_origins(), *_split(settings.allowed_origins)],
+        origin=True,
+        variable="MEMORY_ROUTER_ALLOWED_ORIGINS",
+    )
+    return Middleware(HostOriginGuard, hosts=hosts, origins=origins)
 
 
 def is_loopback(host: str) -> bool:
@@ -102,22 +120,6 @@ def check_bind(host: str, verifier: TokenVerifier | None) -> None:
 
 
 # ---- ASGI layers -------------------------------------------------------------------------------
-
-
-class HostOriginGuard:
-    """DNS-rebinding protection for every path: bad Host 421, bad Origin 403, before anything runs."""
-
-    def __init__(self, app: ASGIApp, security: TransportSecuritySettings) -> None:
-        self.app = app
-        self.check = TransportSecurityMiddleware(security)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            refusal = await self.check.validate_request(Request(scope), is_post=False)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def _unauthorized(token_sent: bool) -> JSONResponse:
@@ -215,7 +217,7 @@ def build_http_app(
     else:
         inner = _sse_app(mcp, security, settings.max_body_bytes)
     middleware = [
-        Middleware(HostOriginGuard, security=security),
+        host_guard(settings),
         Middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes),
     ]
     if verifier is not None:
