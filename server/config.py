@@ -107,6 +107,8 @@ class Settings(BaseSettings):
 
     # HTTP transports
     tokens_file: Path | None = None
+    # without tokens or JWT: open access on loopback instead of the local token (server/mcp/local_token.py)
+    allow_unauthenticated: bool = False
     allowed_hosts: str = ""
     allowed_origins: str = ""
     max_body_bytes: int = 4 * 1024 * 1024

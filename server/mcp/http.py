@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -43,6 +44,7 @@ from server.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, Settings
 from server.errors import ConfigError
 from server.mcp.auth import build_token_verifier
 from server.mcp.http_guards import AllowList, HostOriginGuard
+from server.mcp.local_token import local_access
 from server.mcp.sdk import lowlevel_server
 from server.mcp.server import build_server
 from server.mcp.state import AppState
@@ -205,7 +207,13 @@ def build_http_app(
     http_client: httpx.AsyncClient | None = None,
 ) -> Starlette:
     """The ASGI app for `transport`, with rebinding protection, body limit, auth and rate limit.
-    `http_client` is the providers' client (the seam for tests)."""
+    `http_client` is the providers' client (the seam for tests). Without a `verifier` the app is open
+    to whoever reaches it, which the settings must allow explicitly."""
+    if verifier is None and not settings.allow_unauthenticated:
+        raise ConfigError(
+            "An HTTP server without authentication needs MEMORY_ROUTER_ALLOW_UNAUTHENTICATED=1; "
+            "otherwise configure MEMORY_ROUTER_TOKENS_FILE or JWT, or use the local token."
+        )
     mcp = build_server(settings, http_client=http_client, over_http=True)
     security = transport_security(settings)
     if transport == "http":
@@ -242,7 +250,8 @@ async def serve_http(
     host: str = HTTP_DEFAULT_HOST,
     port: int = HTTP_DEFAULT_PORT,
 ) -> None:
-    """Serve until stopped. Refuses a non-loopback address when no authentication is configured."""
+    """Serve until stopped. Refuses a non-loopback address when no authentication is configured;
+    on loopback without it, requires the local token unless unauthenticated access is allowed."""
     verifier = build_token_verifier(settings)
     check_bind(host, verifier)
     if not is_loopback(host) and not _split(settings.allowed_hosts):
@@ -251,6 +260,9 @@ async def serve_http(
             "to the name clients use to reach this server.",
             host,
         )
+    access = local_access(settings, show_token=sys.stderr.isatty()) if verifier is None else None
+    if access is not None:
+        verifier = access.verifier
     app = build_http_app(settings, transport=transport, verifier=verifier)
     config = uvicorn.Config(
         app,
@@ -261,14 +273,21 @@ async def serve_http(
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
+    # Bound before anything is announced: once the notice is out, connections queue until served.
+    sock = config.bind_socket()
+    sock.listen(config.backlog)
     path = MCP_PATH if transport == "http" else SSE_PATH
     logger.info(
         "memory-router on http://%s:%d%s (%s, authentication %s)",
         host,
-        port,
+        sock.getsockname()[1],
         path,
         "streamable HTTP" if transport == "http" else "SSE",
         "on" if verifier else "off",
     )
-    await server.serve()
+    if access is not None and access.warning:
+        logger.warning("%s", access.warning)
+    if access is not None and access.notice:
+        print(f"memory-router: {access.notice}", file=sys.stderr, flush=True)
+    with sock:
+        await uvicorn.Server(config).serve(sockets=[sock])
