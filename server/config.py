@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     allowed_hosts: str = ""
     allowed_origins: str = ""
     max_body_bytes: int = 4 * 1024 * 1024
+    # slow and numerous connections (server/mcp/http_server.py, http_guards.py)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    http_max_connections: int = Field(default=256, gt=0)
     # tool calls per minute per user, on every transport; unset: see tool_calls_per_minute; 0: off
     rate_limit_per_minute: int | None = Field(default=None, ge=0)
     # optional JWT bearer tokens (issuer, audience and one source of signing keys)

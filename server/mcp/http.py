@@ -30,7 +30,7 @@ from mcp.server.auth.provider import TokenVerifier
 from mcp.server.mcpserver import MCPServer
 from mcp.server.runner import serve_dual_era_loop
 from mcp.server.sse import SseServerTransport
-from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.authentication import AuthenticationError
 from starlette.middleware import Middleware
@@ -43,7 +43,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, Settings
 from server.errors import ConfigError
 from server.mcp.auth import build_token_verifier
-from server.mcp.http_guards import AllowList, HostOriginGuard
+from server.mcp.http_guards import AllowList, BoundedBody, HostOriginGuard
+from server.mcp.http_server import quiet_repeated_logs, uvicorn_config
 from server.mcp.local_token import local_access
 from server.mcp.sdk import lowlevel_server
 from server.mcp.server import build_server
@@ -226,7 +227,9 @@ def build_http_app(
         inner = _sse_app(mcp, security, settings.max_body_bytes)
     middleware = [
         host_guard(settings),
-        Middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes),
+        Middleware(
+            BoundedBody, max_bytes=settings.max_body_bytes, deadline=settings.http_body_timeout_seconds
+        ),
     ]
     if verifier is not None:
         middleware += [
@@ -264,15 +267,8 @@ async def serve_http(
     if access is not None:
         verifier = access.verifier
     app = build_http_app(settings, transport=transport, verifier=verifier)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        server_header=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
+    quiet_repeated_logs()
+    config = uvicorn_config(app, settings, host=host, port=port, timeout_graceful_shutdown=5)
     # Bound before anything is announced: once the notice is out, connections queue until served.
     sock = config.bind_socket()
     sock.listen(config.backlog)

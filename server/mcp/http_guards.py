@@ -1,14 +1,16 @@
 """The ASGI layers in front of every HTTP path: exact Host / Origin allow-lists (DNS-rebinding
-protection)."""
+protection), and a request body that must fit in a size limit and arrive within a deadline."""
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass
 
+import anyio
 from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import ConfigError
 
@@ -78,3 +80,56 @@ class HostOriginGuard:
                 await PlainTextResponse("Invalid Origin header", status_code=403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class BoundedBody:
+    """Reads the whole request body before the app runs: over `max_bytes` it is answered 413 (declared
+    or streamed), not complete within `deadline` seconds 408, so a client that sends its body slowly
+    holds no more than one connection for `deadline` seconds. The app then reads the body as sent,
+    and anything after it (the disconnect) from the connection."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, deadline: float) -> None:
+        self.app, self.max_bytes, self.deadline = app, max_bytes, deadline
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(scope, receive, send)
+            return
+        pending: deque[Message] = deque()
+        with anyio.move_on_after(self.deadline):
+            pending = await self._read_body(receive)
+        if not pending:
+            response = PlainTextResponse(
+                "The request body did not arrive in time.", status_code=408, headers={"Connection": "close"}
+            )
+            await response(scope, receive, send)
+            return
+        if pending[0]["type"] != "http.request":  # the client went away
+            return
+        if len(pending[0]["body"]) > self.max_bytes:
+            await _too_large(scope, receive, send)
+            return
+
+        async def replay() -> Message:
+            return pending.popleft() if pending else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _read_body(self, receive: Receive) -> deque[Message]:
+        """The body as one message (cut short past the limit), or the disconnect that came first."""
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return deque([message])
+            body += message.get("body", b"")
+            if not message.get("more_body", False) or len(body) > self.max_bytes:
+                return deque([{"type": "http.request", "body": bytes(body), "more_body": False}])
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    await PlainTextResponse("Request body too large", status_code=413)(scope, receive, send)

@@ -3,17 +3,14 @@ local token (in a file only this OS user can read), unless MEMORY_ROUTER_ALLOW_U
 
 from __future__ import annotations
 
-import os
 import re
 import stat
-import sys
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
-from anyio.streams.text import TextReceiveStream
-from http_helpers import INITIALIZE, MCP_HEADERS, connect, memory, running
+from http_helpers import INITIALIZE, MCP_HEADERS, connect, memory, running, served
 from mcp_helpers import read_json
 
 from server.config import Settings
@@ -32,32 +29,15 @@ def closed(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 async def test_served_without_configured_auth_every_request_needs_the_token_from_a_private_file(
     tmp_path: Path,
 ) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MEMORY_ROUTER_")},
-        "XDG_RUNTIME_DIR": str(tmp_path),
-        "MEMORY_ROUTER_STORE": "mem://",
-        "MEMORY_ROUTER_USER": "carol",
-    }
-    command = [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", "0"]
+    env = {"XDG_RUNTIME_DIR": str(tmp_path), "MEMORY_ROUTER_STORE": "mem://", "MEMORY_ROUTER_USER": "carol"}
+    token_file = tmp_path / "memory-router" / "http-token"
     with anyio.fail_after(30):
-        async with await anyio.open_process(command, env=env) as server:
-            assert server.stderr is not None
-            log = ""
-            async for chunk in TextReceiveStream(server.stderr):
-                log += chunk
-                if "HTTP clients must send" in log:
-                    break
-            port = re.search(r"memory-router on http://127\.0\.0\.1:(\d+)/mcp", log)
-            assert port is not None, log
-            token_file = tmp_path / "memory-router" / "http-token"
+        async with served(env, until="HTTP clients must send") as (base, log), httpx.AsyncClient() as http:
             token = token_file.read_text().strip()
-            async with httpx.AsyncClient() as http:
-                url = f"http://127.0.0.1:{port[1]}/mcp"
-                anonymous = await http.post(url, json=INITIALIZE, headers=MCP_HEADERS)
-                with_token = await http.post(
-                    url, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"}
-                )
-            server.terminate()
+            anonymous = await http.post(f"{base}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+            with_token = await http.post(
+                f"{base}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"}
+            )
     assert anonymous.status_code == 401
     assert with_token.status_code == 200
     assert f"Authorization: Bearer $(cat {token_file})" in log  # not a terminal: the token stays out of logs
