@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     http_header_timeout_seconds: float = Field(default=10.0, gt=0)
     http_body_timeout_seconds: float = Field(default=30.0, gt=0)
     http_max_connections: int = Field(default=256, gt=0)
+    # MCP sessions over HTTP (server/mcp/sessions.py)
+    max_sessions_per_user: int = Field(default=32, gt=0)
+    max_sessions: int = Field(default=1024, gt=0)
+    mcp_session_idle_seconds: float = Field(default=1800.0, gt=0)
     # tool calls per minute per user, on every transport; unset: see tool_calls_per_minute; 0: off
     rate_limit_per_minute: int | None = Field(default=None, ge=0)
     # optional JWT bearer tokens (issuer, audience and one source of signing keys)

@@ -17,11 +17,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
+import anyio
 import httpx
 import uvicorn
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
@@ -46,9 +48,11 @@ from server.mcp.auth import build_token_verifier
 from server.mcp.http_guards import AllowList, BoundedBody, HostOriginGuard
 from server.mcp.http_server import quiet_repeated_logs, uvicorn_config
 from server.mcp.local_token import local_access
+from server.mcp.ratelimit import ToolCallRateLimit
 from server.mcp.sdk import lowlevel_server
 from server.mcp.server import build_server
-from server.mcp.state import AppState
+from server.mcp.sessions import SessionLedger, StreamableSessionGate, too_many_requests
+from server.mcp.state import AppState, current_user
 
 logger = logging.getLogger(__name__)
 
@@ -168,22 +172,42 @@ def _sse_session_header(app: ASGIApp) -> ASGIApp:
     return with_header
 
 
-def _sse_app(mcp: MCPServer[AppState], security: TransportSecuritySettings, max_body: int) -> Starlette:
+def _sse_app(mcp: MCPServer[AppState], settings: Settings, ledger: SessionLedger) -> Starlette:
     # The SDK's sse_app enters the lifespan (opening the store) per connection; here it is entered once.
     lowlevel = lowlevel_server(mcp)
-    sse = SseServerTransport(MESSAGES_PATH, security_settings=security, max_request_body_size=max_body)
+    security = transport_security(settings)
+    sse = SseServerTransport(
+        MESSAGES_PATH, security_settings=security, max_request_body_size=settings.max_body_bytes
+    )
     state: dict[str, Any] = {}
 
     class HandleSse:  # a class, so Starlette routes it as a plain ASGI app
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            async with sse.connect_sse(scope, receive, send) as (read, write):
-                await serve_dual_era_loop(
-                    lowlevel,
-                    read,
-                    write,
-                    lifespan_state=state["app"],
-                    init_options=lowlevel.create_initialization_options(),
-                )
+            # One SSE connection is one MCP session: counted, and ended to make room, like any other.
+            user = current_user(settings)
+            if (wait := ledger.retry_after(user)) > 0:
+                await too_many_requests(wait)(scope, receive, send)
+                return
+            await ledger.make_room(user)
+            key = uuid.uuid4().hex
+            with anyio.CancelScope() as connection:
+
+                async def end() -> None:
+                    connection.cancel()
+
+                ledger.opened(key, user, end, alive=lambda: True)
+                ledger.begin(key)
+                try:
+                    async with sse.connect_sse(scope, receive, send) as (read, write):
+                        await serve_dual_era_loop(
+                            lowlevel,
+                            read,
+                            write,
+                            lifespan_state=state["app"],
+                            init_options=lowlevel.create_initialization_options(),
+                        )
+                finally:
+                    ledger.closed(key)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -198,6 +222,10 @@ def _sse_app(mcp: MCPServer[AppState], security: TransportSecuritySettings, max_
         ],
         lifespan=lifespan,
     )
+
+
+def _rate_limit(mcp: MCPServer[AppState]) -> ToolCallRateLimit | None:
+    return next((m for m in mcp.middleware if isinstance(m, ToolCallRateLimit)), None)
 
 
 def build_http_app(
@@ -216,15 +244,20 @@ def build_http_app(
             "otherwise configure MEMORY_ROUTER_TOKENS_FILE or JWT, or use the local token."
         )
     mcp = build_server(settings, http_client=http_client, over_http=True)
-    security = transport_security(settings)
+    ledger = SessionLedger(settings.max_sessions_per_user, settings.max_sessions, _rate_limit(mcp))
+    inner: Starlette
+    app: ASGIApp
     if transport == "http":
         inner = mcp.streamable_http_app(
             streamable_http_path=MCP_PATH,
-            transport_security=security,
+            transport_security=transport_security(settings),
             max_request_body_size=settings.max_body_bytes,
+            session_idle_timeout=settings.mcp_session_idle_seconds,
+            max_sessions=None,  # the ledger caps sessions, per user and in all
         )
+        app = StreamableSessionGate(inner, mcp.session_manager, ledger, lambda: current_user(settings))
     else:
-        inner = _sse_app(mcp, security, settings.max_body_bytes)
+        inner = app = _sse_app(mcp, settings, ledger)
     middleware = [
         host_guard(settings),
         Middleware(
@@ -243,7 +276,7 @@ def build_http_app(
         async with inner.router.lifespan_context(inner):
             yield
 
-    return Starlette(routes=[Mount("/", app=inner)], middleware=middleware, lifespan=lifespan)
+    return Starlette(routes=[Mount("/", app=app)], middleware=middleware, lifespan=lifespan)
 
 
 async def serve_http(
