@@ -40,7 +40,7 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, Settings
 from server.errors import ConfigError
@@ -172,6 +172,27 @@ def _sse_session_header(app: ASGIApp) -> ASGIApp:
     return with_header
 
 
+def _until(ended: anyio.Event, receive: Receive) -> Receive:
+    """`receive`, until `ended` is set: then the client seems to hang up, and the SSE transport
+    winds the connection down as it does for a real disconnect."""
+
+    async def receive_until_ended() -> Message:
+        message: Message = {"type": "http.disconnect"}
+        async with anyio.create_task_group() as race:
+
+            async def from_client() -> None:
+                nonlocal message
+                message = await receive()
+                race.cancel_scope.cancel()
+
+            race.start_soon(from_client)
+            await ended.wait()
+            race.cancel_scope.cancel()
+        return message
+
+    return receive_until_ended
+
+
 def _sse_app(mcp: MCPServer[AppState], settings: Settings, ledger: SessionLedger) -> Starlette:
     # The SDK's sse_app enters the lifespan (opening the store) per connection; here it is entered once.
     lowlevel = lowlevel_server(mcp)
@@ -189,25 +210,24 @@ def _sse_app(mcp: MCPServer[AppState], settings: Settings, ledger: SessionLedger
                 await too_many_requests(wait)(scope, receive, send)
                 return
             await ledger.make_room(user)
-            key = uuid.uuid4().hex
-            with anyio.CancelScope() as connection:
+            key, ended = uuid.uuid4().hex, anyio.Event()
 
-                async def end() -> None:
-                    connection.cancel()
+            async def end() -> None:
+                ended.set()
 
-                ledger.opened(key, user, end, alive=lambda: True)
-                ledger.begin(key)
-                try:
-                    async with sse.connect_sse(scope, receive, send) as (read, write):
-                        await serve_dual_era_loop(
-                            lowlevel,
-                            read,
-                            write,
-                            lifespan_state=state["app"],
-                            init_options=lowlevel.create_initialization_options(),
-                        )
-                finally:
-                    ledger.closed(key)
+            ledger.opened(key, user, end, alive=lambda: True)
+            ledger.begin(key)
+            try:
+                async with sse.connect_sse(scope, _until(ended, receive), send) as (read, write):
+                    await serve_dual_era_loop(
+                        lowlevel,
+                        read,
+                        write,
+                        lifespan_state=state["app"],
+                        init_options=lowlevel.create_initialization_options(),
+                    )
+            finally:
+                ledger.closed(key)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
