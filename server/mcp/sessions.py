@@ -1,5 +1,5 @@
-"""MCP sessions over HTTP: a quota per user, a global cap that nobody can pin, and `initialize`
-counted against the rate limit.
+"""MCP sessions over HTTP: a quota per user, a global cap that nobody can pin, `initialize` counted
+against the rate limit, and a request cancelled when its client hangs up.
 
 A handshake-era session (a streamable HTTP `Mcp-Session-Id`, or one SSE connection) costs memory
 until it ends. Each user may hold `max_sessions_per_user`; opening one more ends that user's least
@@ -14,12 +14,15 @@ over it, the answer is 429 with `Retry-After`, before any session exists.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+import anyio
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
@@ -124,9 +127,20 @@ def too_many_requests(wait: float) -> JSONResponse:
     return JSONResponse(body, status_code=429, headers={"Retry-After": str(seconds)})
 
 
+def request_ids(body: bytes) -> list[Any]:
+    """The ids of the JSON-RPC requests (not notifications or responses) in a POST body."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return []
+    messages = parsed if isinstance(parsed, list) else [parsed]
+    return [m["id"] for m in messages if isinstance(m, dict) and "method" in m and m.get("id") is not None]
+
+
 class StreamableSessionGate:
     """In front of the SDK's streamable HTTP session manager: the quota and rate limit on opening
-    a session, and activity bookkeeping."""
+    a session, activity bookkeeping, and `notifications/cancelled` for the requests of a POST whose
+    client hung up before their answer (as if the client had cancelled them)."""
 
     def __init__(
         self,
@@ -155,7 +169,7 @@ class StreamableSessionGate:
             return
         self.ledger.begin(session_id)
         try:
-            await self.app(scope, receive, send)
+            await self._serve_cancelling_on_disconnect(scope, receive, send)
         finally:
             self.ledger.end(session_id)
 
@@ -189,3 +203,65 @@ class StreamableSessionGate:
             return transport is not None and not transport.is_terminated
 
         self.ledger.opened(session_id, user, end, alive)
+
+    async def _serve_cancelling_on_disconnect(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        first = await receive()  # the whole body: BoundedBody read it
+        ids = request_ids(first.get("body", b"")) if first["type"] == "http.request" else []
+        replayed = False
+        hung_up = answered = False
+
+        async def watched_receive() -> Message:
+            nonlocal replayed, hung_up
+            if not replayed:
+                replayed = True
+                return first
+            message = await receive()
+            hung_up = hung_up or message["type"] == "http.disconnect"
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = True
+            await send(message)
+
+        await self.app(scope, watched_receive, watched_send)
+        if ids and hung_up and not answered:
+            with anyio.CancelScope(shield=True):
+                for request_id in ids:
+                    await self._cancel(scope, request_id)
+
+    async def _cancel(self, scope: Scope, request_id: Any) -> None:
+        """Tell the session the client cancelled `request_id`, through the transport, as a client would."""
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": request_id, "reason": "The client closed the connection."},
+            }
+        ).encode()
+        kept = [
+            (k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length", b"accept")
+        ]
+        headers = [
+            *kept,
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"accept", b"application/json, text/event-stream"),
+        ]
+        sent = False
+
+        async def receive_body() -> Message:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def discard(_: Message) -> None:
+            return None
+
+        await self.app({**scope, "headers": headers}, receive_body, discard)
