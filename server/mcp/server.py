@@ -45,8 +45,10 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with open_runtime(settings, http_client=http_client) as runtime:
-            legacy_subscriptions = LegacySubscriptions()
+        async with (
+            open_runtime(settings, http_client=http_client) as runtime,
+            LegacySubscriptions.running() as legacy_subscriptions,
+        ):
 
             async def notify(owner: Owner, scope: Scope, key: str | None) -> None:
                 bus.publish_for(owner, scope, key)
