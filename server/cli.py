@@ -14,15 +14,17 @@ from datetime import datetime
 from typing import Any, TextIO
 
 import anyio
+import httpx
 
 from server.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, Settings, load_settings
 from server.errors import MemoryRouterError
 from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
-from server.providers import quiet_http_library_logs
+from server.providers import NO_PROVIDER, ProviderDirectory, quiet_http_library_logs
 from server.providers.types import Message
-from server.routing.catalog import describe_models
+from server.routing.catalog import describe_models, describe_providers
+from server.routing.catalog_text import doctor_lines, model_lines, model_notes, status_line
 from server.routing.router import RouteRequest
-from server.runtime import open_runtime
+from server.runtime import CONNECT_TIMEOUT_SECONDS, open_runtime
 
 logger = logging.getLogger("server")
 
@@ -103,37 +105,39 @@ async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
-    healthy = True
-
-    def report(ok: bool, what: str, detail: str) -> None:
-        nonlocal healthy
-        healthy = healthy and ok
-        print(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}")
-
     try:
         async with open_runtime(settings) as runtime:
             count = await runtime.store.count(Owner(user=settings.user, session="doctor"), Scope.USER)
-            report(True, "store", f"{settings.store} opens; {count} user memories for {settings.user!r}")
+            store = f"{settings.store} opens; {count} user memories for {settings.user!r}"
+            print(status_line(True, "store", store))
             catalog = await describe_models(runtime.router, probe_all=True, wait=args.wait)
     except MemoryRouterError as e:
-        report(False, "store", f"{e} (check MEMORY_ROUTER_STORE)")
+        print(status_line(False, "store", f"{e} (check MEMORY_ROUTER_STORE)"))
         return 1
-    for entry in catalog["providers"]:
-        name = entry["provider"]
-        if not entry["configured"]:
-            print(f"--   {name}: not configured (set {entry['key_env']} to use it)")
-        elif entry["usable"]:
-            report(True, name, f"answers at {entry['base_url_env']}; default {entry['default_model']}")
-        else:
-            hint = (
-                f"check {entry['key_env']} and {entry['base_url_env']}"
-                if entry["key_env"]
-                else (f"start Ollama or set {entry['base_url_env']}")
-            )
-            report(False, name, f"{entry['problem']} ({hint})")
+    lines, healthy = doctor_lines(catalog)
+    print("\n".join(lines))
     default = catalog["default_model"]
     print(f"default model: {default or 'none (set MEMORY_ROUTER_DEFAULT_MODEL or a provider key)'}")
     return 0 if healthy else 1
+
+
+async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    """The `router://models` document for hosts that cannot read resources."""
+    # No store: listing models needs none, and a running server may hold it.
+    timeout = httpx.Timeout(settings.request_timeout_seconds, connect=CONNECT_TIMEOUT_SECONDS)
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        catalog = await describe_providers(ProviderDirectory(settings, http), fresh=True, wait=args.wait)
+    if args.json:
+        print(json.dumps(catalog, indent=2))
+    else:
+        for line in model_lines(catalog):
+            print(line)
+        for note in model_notes(catalog):
+            print(note, file=sys.stderr)
+    if not any(entry["configured"] for entry in catalog["providers"]):
+        print(f"memory-router: {NO_PROVIDER}", file=sys.stderr)
+        return 1
+    return 0
 
 
 # ---- memory ------------------------------------------------------------------------------------
@@ -303,6 +307,11 @@ def _parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check the store and every configured provider")
     doctor.add_argument("--wait", type=float, default=10.0, help="seconds to wait for each provider")
     doctor.set_defaults(run=cmd_doctor)
+
+    models = commands.add_parser("models", help="list every configured provider's models, one per line")
+    models.add_argument("--json", action="store_true", help="print the router://models document")
+    models.add_argument("--wait", type=float, default=10.0, help="seconds to wait for each provider's list")
+    models.set_defaults(run=cmd_models)
 
     memory = commands.add_parser("memory", help="manage stored memories")
     actions = memory.add_subparsers(dest="action", required=True)

@@ -53,6 +53,7 @@ from server.mcp.sdk import lowlevel_server
 from server.mcp.server import build_server
 from server.mcp.sessions import SessionLedger, StreamableSessionGate, too_many_requests
 from server.mcp.state import AppState, current_user
+from server.mcp.view.page import APP_PATH, ViewPage
 
 logger = logging.getLogger(__name__)
 
@@ -284,6 +285,8 @@ def build_http_app(
             BoundedBody, max_bytes=settings.max_body_bytes, deadline=settings.http_body_timeout_seconds
         ),
     ]
+    if transport == "http":  # the page talks to /mcp; before authentication, as it holds no data
+        middleware.append(Middleware(ViewPage))
     if verifier is not None:
         middleware += [
             Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(verifier), on_error=_auth_error),
@@ -334,6 +337,8 @@ async def serve_http(
         "streamable HTTP" if transport == "http" else "SSE",
         "on" if verifier else "off",
     )
+    if transport == "http":
+        logger.info("memory view: http://%s:%d%s", host, sock.getsockname()[1], APP_PATH)
     if access is not None and access.warning:
         logger.warning("%s", access.warning)
     if access is not None and access.notice:

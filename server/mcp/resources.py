@@ -1,4 +1,4 @@
-"""The `memory://` and `router://` resources, and completion of their `{key}` argument.
+"""The `memory://` and `router://` resources, the memory view, and completion of their `{key}` argument.
 
 Served at the lowlevel: what they contain depends on who asks, which `MCPServer`'s static
 resources cannot see.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote
 
 from mcp import types
@@ -21,6 +21,7 @@ from server.errors import MemoryInputError
 from server.mcp.sdk import lowlevel_server
 from server.mcp.state import AppState, owner_of
 from server.mcp.subscriptions import PREAMBLE_URI, scope_uri
+from server.mcp.view import VIEW_MIME_TYPE, VIEW_RESOURCE, VIEW_RESOURCE_META, VIEW_URI, memories_html
 from server.memory.storage import MemoryRecord, Owner, Scope
 from server.routing.catalog import describe_models
 from server.runtime import Runtime
@@ -53,6 +54,7 @@ STATIC_RESOURCES = [
         description="Configured providers, their default models, aliases, and whether each is usable now.",
         mime_type="application/json",
     ),
+    VIEW_RESOURCE,
 ]
 RESOURCE_TEMPLATES = [
     types.ResourceTemplate(
@@ -102,9 +104,13 @@ def add_memory_resources(mcp: MCPServer[AppState]) -> None:
             owner = owner_of(ctx, session_id)
         except MemoryInputError as e:
             raise MCPError(code=INVALID_PARAMS, message=str(e), data={"uri": uri}) from None
-        text, mime = await _read_resource(ctx.lifespan_context.runtime, owner, resource)
+        content = await _read_resource(ctx.lifespan_context.runtime, owner, resource)
         return types.ReadResourceResult(
-            contents=[types.TextResourceContents(uri=uri, mime_type=mime, text=text)]
+            contents=[
+                types.TextResourceContents(
+                    uri=uri, mime_type=content.mime_type, text=content.text, _meta=content.meta
+                )
+            ]
         )
 
     lowlevel = lowlevel_server(mcp)
@@ -117,16 +123,26 @@ def _not_found(uri: str, what: str) -> MCPError:
     return MCPError(code=INVALID_PARAMS, message=f"Resource not found: {what}", data={"uri": uri})
 
 
-async def _read_resource(runtime: Runtime, owner: Owner, uri: str) -> tuple[str, str]:
+class ResourceText(NamedTuple):
+    text: str
+    mime_type: str
+    meta: dict[str, Any] | None = None
+
+
+async def _read_resource(runtime: Runtime, owner: Owner, uri: str) -> ResourceText:
     memory = runtime.memory
     if uri == PREAMBLE_URI:
-        return (await memory.preamble(owner)).text, "text/plain"
+        # The budget, so that a reader (the memory view) can show how much of it the preamble uses.
+        budget = {"max_chars": memory.budget.max_chars, "max_items": memory.budget.max_items}
+        return ResourceText((await memory.preamble(owner)).text, "text/plain", {"budget": budget})
     if uri == MODELS_URI:
-        return json.dumps(await describe_models(runtime.router), indent=2), "application/json"
+        return ResourceText(json.dumps(await describe_models(runtime.router), indent=2), "application/json")
+    if uri == VIEW_URI:
+        return ResourceText(memories_html(), VIEW_MIME_TYPE, VIEW_RESOURCE_META)
     for scope in Scope:
         if uri == scope_uri(scope):
             records = await memory.store.list(owner, scope, limit=runtime.settings.list_limit)
-            return records_json(records), "application/json"
+            return ResourceText(records_json(records), "application/json")
         prefix = scope_uri(scope) + "/"
         if uri.startswith(prefix):
             key = unquote(uri.removeprefix(prefix))
@@ -136,7 +152,9 @@ async def _read_resource(runtime: Runtime, owner: Owner, uri: str) -> tuple[str,
                 record = None
             if record is None:
                 raise _not_found(uri, f"no {scope.value} memory found for {key!r}.")
-            return json.dumps(record_json(record), ensure_ascii=False, indent=2), "application/json"
+            return ResourceText(
+                json.dumps(record_json(record), ensure_ascii=False, indent=2), "application/json"
+            )
     raise _not_found(uri, f"{uri} is not a memory-router resource.")
 
 

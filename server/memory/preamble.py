@@ -66,6 +66,8 @@ class MemoryContext(BaseModel):
 class Preamble:
     text: str
     context: MemoryContext
+    facts: tuple[MemoryRecord, ...] = ()
+    """The records shown, in the order of `context.included`: for readers that list them whole."""
 
 
 def neutralize(text: str) -> str:
@@ -164,10 +166,10 @@ def compose_preamble(
     if left_out > 0:
         body += f"({left_out} more remembered {'fact' if left_out == 1 else 'facts'} not shown.)\n"
     text = f"{header}{body}{footer}"
+    shown_facts = [item for section in (users, sessions) for item in _newest_first(section.lines.values())]
     included = [
         IncludedFact(handle=r.handle, key=r.key, scope=r.scope, chars=len(line), shortened=short)
-        for section in (users, sessions)
-        for r, line, short in _newest_first(section.lines.values())
+        for r, line, short in shown_facts
     ]
     return Preamble(
         text,
@@ -177,6 +179,7 @@ def compose_preamble(
             left_out=left_out,
             preamble_chars=len(text),
         ),
+        tuple(r for r, _, _ in shown_facts),
     )
 
 

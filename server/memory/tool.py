@@ -57,8 +57,12 @@ class MemoryArguments(BaseModel):
         try:
             return cls.model_validate(arguments)
         except ValidationError as e:
-            problems = "; ".join(_problem(error["loc"], error["type"], error["msg"]) for error in e.errors())
-            raise MemoryInputError(f"Invalid memory call: {problems}.") from None
+            raise MemoryInputError(f"Invalid memory call: {describe_problems(e)}.") from None
+
+
+def describe_problems(error: ValidationError) -> str:
+    """What is wrong with some arguments, per field, without the validator's jargon and links."""
+    return "; ".join(_problem(problem["loc"], problem["type"], problem["msg"]) for problem in error.errors())
 
 
 def _problem(loc: tuple[int | str, ...], kind: str, message: str) -> str:

@@ -5,12 +5,14 @@ else speaks `server.providers.types`.
 """
 
 from server.providers.base import Provider
+from server.providers.directory import ProviderDirectory
 from server.providers.mapping import INVALID_ARGUMENTS
 from server.providers.registry import (
+    NO_PROVIDER,
     PROVIDER_NAMES,
     PROVIDERS,
     ProviderInfo,
-    configured_providers,
+    ProviderName,
     is_configured,
     make_provider,
     provider_info,
@@ -19,13 +21,15 @@ from server.providers.transport import Clock, RetryPolicy, quiet_http_library_lo
 
 __all__ = [
     "INVALID_ARGUMENTS",
+    "NO_PROVIDER",
     "PROVIDERS",
     "PROVIDER_NAMES",
     "Clock",
     "Provider",
+    "ProviderDirectory",
     "ProviderInfo",
+    "ProviderName",
     "RetryPolicy",
-    "configured_providers",
     "is_configured",
     "make_provider",
     "provider_info",

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from server.errors import ProviderError, ProviderErrorCategory
 from server.providers.failures import ErrorDetail, RetryHint, header_retry_hint
 from server.providers.framing import Framing
-from server.providers.transport import Clock, HttpCaller, RetryPolicy, WireRequest
+from server.providers.transport import Clock, HttpCaller, RetryPolicy, WireRequest, origin
 from server.providers.types import (
     CompletionRequest,
     CompletionResponse,
@@ -37,6 +37,24 @@ class WireModel(BaseModel):
     """A vendor payload as read: unknown fields are kept (and echoed where a vendor wants them back)."""
 
     model_config = ConfigDict(extra="allow")
+
+
+class ModelList(WireModel, ABC):
+    """A list-models response body, as each adapter reads it."""
+
+    @abstractmethod
+    def ids(self) -> list[str]:
+        """The names to route to, as `provider/<name>` takes them."""
+
+
+def bare_address_advice(base_url: str, list_path: str) -> str:
+    """For vendors whose base URL is the server's address alone (they add the API path themselves)."""
+    address = origin(base_url)
+    if address != base_url:
+        return (
+            f"it is usually the server's address alone, without a path (try {address}); {list_path} is added"
+        )
+    return f"nothing is served at {base_url}{list_path}"
 
 
 Wire = TypeVar("Wire", bound=BaseModel)
@@ -67,7 +85,13 @@ class Provider(Protocol):
         """Use inside `contextlib.aclosing` so an abandoned stream closes its HTTP response at once."""
         ...
 
-    async def check(self) -> None: ...
+    async def list_models(self) -> list[str]:
+        """The provider's models, from its list endpoint (also the cheap authenticated check)."""
+        ...
+
+    def not_found_advice(self) -> str:
+        """What a 404 from the list endpoint suggests about the base URL."""
+        ...
 
 
 class StreamDecoder(ABC, Generic[Event, Body]):
@@ -139,6 +163,7 @@ class StreamDecoder(ABC, Generic[Event, Body]):
 class HttpProvider(ABC, Generic[Body]):
     name: str  # set by each adapter class
     response_model: type[Body]  # the non-streamed response body, as each adapter reads it
+    model_list: type[ModelList]  # the list-models body, as each adapter reads it
 
     def __init__(
         self,
@@ -149,7 +174,9 @@ class HttpProvider(ABC, Generic[Body]):
         default_model: str,
         policy: RetryPolicy | None = None,
         clock: Clock | None = None,
+        key_env: str | None = None,
     ) -> None:
+        """`key_env` is the variable a refused key is named by in errors."""
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.default_model = default_model
@@ -161,6 +188,7 @@ class HttpProvider(ABC, Generic[Body]):
             retry_hint=self.retry_hint,
             policy=policy or RetryPolicy(),
             clock=clock or Clock(),
+            key_env=key_env,
         )
 
     def __repr__(self) -> str:
@@ -187,7 +215,10 @@ class HttpProvider(ABC, Generic[Body]):
         return header_retry_hint(headers)
 
     @abstractmethod
-    def check_request(self) -> WireRequest: ...
+    def models_request(self) -> WireRequest: ...
+
+    @abstractmethod
+    def not_found_advice(self) -> str: ...
 
     # The two verbs, written once.
 
@@ -206,8 +237,9 @@ class HttpProvider(ABC, Generic[Body]):
             yield event
         yield FinalResponse(response=decoder.response)
 
-    async def check(self) -> None:
-        await self.http.request_json(self.check_request(), None)
+    async def list_models(self) -> list[str]:
+        payload = await self.http.request_json(self.models_request(), None)
+        return self.validated(self.model_list, payload, None).ids()
 
     def read_payload(self, payload: Any, request: CompletionRequest) -> CompletionResponse:
         return self.parse_response(self.validated(self.response_model, payload, request.model), request)

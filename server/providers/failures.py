@@ -122,7 +122,9 @@ def build_error(
     detail: ErrorDetail,
     secrets: Iterable[str],
     hint: RetryHint | None = None,
+    key_env: str | None = None,
 ) -> ProviderError:
+    """The error for `detail`; a refused key names `key_env`, the variable to check (never the key)."""
     category = category_for_status(status) if status is not None else Category.UNKNOWN
     if detail.category is not None:
         category = detail.category
@@ -133,9 +135,12 @@ def build_error(
     if hint is not None:
         retry_after = hint.after if retry_after is None else retry_after
         retryable = hint.retry if hint.retry is not None else retryable
+    message = redact(detail.message, secrets) or f"HTTP {status}"
+    if key_env is not None and category in (Category.AUTHENTICATION, Category.PERMISSION):
+        message = f"{message} (check {key_env})"
     return ProviderError(
         category,
-        redact(detail.message, secrets) or f"HTTP {status}",
+        message,
         provider=provider,
         model=model,
         status=status,

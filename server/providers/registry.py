@@ -1,4 +1,9 @@
-"""Which providers exist, how each is configured, and how to make one."""
+"""Which providers exist, how each is configured, and how to make one.
+
+A keyed provider is configured when its key is set. Ollama needs no key: it is configured when
+OLLAMA_HOST is set, or when its default address answers, which only `ProviderDirectory` can tell
+(it probes once per process); `is_configured` answers from the settings alone.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,11 @@ class ProviderInfo:
     key_env: str | None  # the variable that configures it; None: works without a key
     base_url_env: str
 
+    @property
+    def setup(self) -> str:
+        """What to do to configure it."""
+        return f"set {self.key_env}" if self.key_env else f"start Ollama or set {self.base_url_env}"
+
 
 PROVIDERS: dict[str, ProviderInfo] = {
     info.name: info
@@ -41,6 +51,12 @@ PROVIDERS: dict[str, ProviderInfo] = {
         ProviderInfo("ollama", OllamaProvider, "llama3.2", None, "OLLAMA_HOST"),
     )
 }
+
+
+NO_PROVIDER = (
+    "No provider is configured: set ANTHROPIC_API_KEY, OPENAI_API_KEY or GEMINI_API_KEY, "
+    "or start Ollama (OLLAMA_HOST)."
+)
 
 
 def provider_info(name: str) -> ProviderInfo:
@@ -64,14 +80,12 @@ def _key_and_url(name: ProviderName, settings: Settings) -> tuple[SecretStr | No
 
 
 def is_configured(name: str, settings: Settings) -> bool:
-    """A provider is usable when its key is set; Ollama needs none."""
+    """From the settings alone: its key is set, or for Ollama, OLLAMA_HOST (or its TOML key) is."""
     info = provider_info(name)
+    if info.key_env is None:
+        return "ollama_host" in settings.model_fields_set
     key, _ = _key_and_url(info.name, settings)
-    return info.key_env is None or (key is not None and bool(key.get_secret_value()))
-
-
-def configured_providers(settings: Settings) -> list[str]:
-    return [name for name in PROVIDER_NAMES if is_configured(name, settings)]
+    return key is not None and bool(key.get_secret_value())
 
 
 def make_provider(
@@ -80,13 +94,15 @@ def make_provider(
     client: httpx.AsyncClient,
     *,
     clock: Clock | None = None,
+    policy: RetryPolicy | None = None,
 ) -> Provider:
-    """An adapter sharing `client`; raises ConfigError naming the variable to set when unconfigured."""
+    """An adapter sharing `client`; raises ConfigError naming the variable to set when its key is
+    missing. `policy` replaces the settings' retries and deadline (a quick probe)."""
     info = provider_info(name)
-    if not is_configured(name, settings):
-        raise ConfigError(f"The {name} provider is not configured: set {info.key_env}.")
+    if info.key_env is not None and not is_configured(name, settings):
+        raise ConfigError(f"The {name} provider is not configured: {info.setup}.")
     key, base_url = _key_and_url(info.name, settings)
-    policy = RetryPolicy(max_retries=settings.max_retries, timeout=settings.request_timeout_seconds)
+    policy = policy or RetryPolicy(max_retries=settings.max_retries, timeout=settings.request_timeout_seconds)
     return info.adapter(
         client=client,
         base_url=base_url,
@@ -94,4 +110,5 @@ def make_provider(
         default_model=info.default_model,
         policy=policy,
         clock=clock,
+        key_env=info.key_env or "OLLAMA_API_KEY",  # Ollama's key is for ollama.com only
     )

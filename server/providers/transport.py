@@ -47,6 +47,7 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 8.0
     max_retry_after: float = 60.0  # a provider asking for longer than this is not waited for
+    connect_timeout: float | None = None  # None: connecting may take the whole deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +81,10 @@ class HttpCaller:
         retry_hint: RetryHintReader,
         policy: RetryPolicy,
         clock: Clock,
+        key_env: str | None = None,
     ) -> None:
         self._client = client
+        self._key_env = key_env
         self._provider = provider
         self._secrets = secrets
         self._parse_error = parse_error
@@ -91,7 +94,12 @@ class HttpCaller:
 
     def error(self, detail: ErrorDetail, model: str | None, status: int | None = None) -> ProviderError:
         return build_error(
-            provider=self._provider, model=model, status=status, detail=detail, secrets=self._secrets
+            provider=self._provider,
+            model=model,
+            status=status,
+            detail=detail,
+            secrets=self._secrets,
+            key_env=self._key_env,
         )
 
     async def request_json(self, wire: WireRequest, model: str | None) -> Any:
@@ -101,9 +109,13 @@ class HttpCaller:
             try:
                 remaining = self._remaining(deadline, model)
                 # httpx's timeouts bound each read; the scope also bounds a body that trickles in.
-                with anyio.move_on_after(remaining) as scope, self._transport_errors(model):
+                with anyio.move_on_after(remaining) as scope, self._transport_errors(model, wire.url):
                     response = await self._client.request(
-                        wire.method, wire.url, headers=wire.headers, content=wire.content(), timeout=remaining
+                        wire.method,
+                        wire.url,
+                        headers=wire.headers,
+                        content=wire.content(),
+                        timeout=self._timeout(remaining),
                     )
                 if scope.cancelled_caught:
                     raise self._deadline_error(model)
@@ -121,13 +133,13 @@ class HttpCaller:
         started = False
         while True:
             try:
-                with self._transport_errors(model):
+                with self._transport_errors(model, wire.url):
                     async with self._client.stream(
                         wire.method,
                         wire.url,
                         headers=wire.headers,
                         content=wire.content(),
-                        timeout=self._remaining(deadline, model),
+                        timeout=self._timeout(self._remaining(deadline, model)),
                     ) as response:
                         if not response.is_success:
                             await response.aread()
@@ -153,6 +165,10 @@ class HttpCaller:
             raise self._deadline_error(model)
         return remaining
 
+    def _timeout(self, remaining: float) -> httpx.Timeout:
+        connect = self._policy.connect_timeout
+        return httpx.Timeout(remaining, connect=remaining if connect is None else min(connect, remaining))
+
     def _deadline_error(self, model: str | None) -> ProviderError:
         detail = ErrorDetail(
             f"no complete answer within the {self._policy.timeout:g}s deadline",
@@ -162,7 +178,8 @@ class HttpCaller:
         return self.error(detail, model)
 
     async def _wait_before_retry(self, error: ProviderError, attempt: int, deadline: float) -> None:
-        if not error.retryable or attempt >= self._policy.max_retries:
+        # A refused connection is a server that is not running: a second later it still is not.
+        if not error.retryable or attempt >= self._policy.max_retries or _refused(error.__cause__):
             raise error
         policy = self._policy
         backoff = min(policy.max_delay, policy.base_delay * 2**attempt) * (0.5 + self._clock.random() / 2)
@@ -194,6 +211,7 @@ class HttpCaller:
             detail=detail,
             secrets=self._secrets,
             hint=self._retry_hint(response.headers),
+            key_env=self._key_env,
         )
 
     def _decode_json(self, content: bytes, model: str | None, status: int) -> Any:
@@ -209,7 +227,7 @@ class HttpCaller:
             ) from None
 
     @contextmanager
-    def _transport_errors(self, model: str | None) -> Iterator[None]:
+    def _transport_errors(self, model: str | None, url: str) -> Iterator[None]:
         try:
             yield
         except httpx.TimeoutException as e:
@@ -220,12 +238,29 @@ class HttpCaller:
             )
             raise self.error(detail, model) from e
         except httpx.TransportError as e:
-            detail = ErrorDetail(
-                f"connection to the provider failed ({type(e).__name__}: {e})",
-                ProviderErrorCategory.UNAVAILABLE,
-                retryable=True,
-            )
+            if _refused(e):
+                message = f"connection refused at {origin(url)}: is the server running there?"
+            else:
+                message = f"connection to the provider failed ({type(e).__name__}: {e})"
+            # Retryable even when refused: another model may still answer (we just do not retry it here).
+            detail = ErrorDetail(message, ProviderErrorCategory.UNAVAILABLE, retryable=True)
             raise self.error(detail, model) from e
+
+
+def _refused(error: BaseException | None) -> bool:
+    """Whether `error` is, or was caused by, a refused TCP connection."""
+    while error is not None:
+        if isinstance(error, ConnectionRefusedError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def origin(raw: str) -> str:
+    """scheme://host:port only: a path or query could carry a key, userinfo a password."""
+    url = httpx.URL(raw)
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{url.host}{port}"
 
 
 def _mid_stream(error: ProviderError) -> ProviderError:

@@ -7,7 +7,7 @@ import re
 import socket
 import sys
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Literal
 
@@ -15,6 +15,7 @@ import anyio
 import uvicorn
 from anyio.streams.text import TextReceiveStream
 from mcp import Client, types
+from mcp.client.extension import ClientExtension
 from mcp.client.session import MessageHandlerFnT
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
@@ -27,7 +28,7 @@ from server.mcp.auth import build_token_verifier
 from server.mcp.http import Transport, build_http_app
 from server.mcp.http_server import uvicorn_config
 
-Mode = Literal["legacy", "2026-07-28"]
+Mode = Literal["legacy", "auto", "2026-07-28"]
 
 # For plain HTTP requests.
 MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
@@ -99,17 +100,20 @@ async def connect(
     transport: Transport = "http",
     mode: Mode = "legacy",
     message_handler: MessageHandlerFnT | None = None,
+    extensions: Sequence[ClientExtension] = (),
 ) -> AsyncIterator[Client]:
-    """An SDK client; `mode="legacy"` handshakes (MCP session), `"2026-07-28"` is sessionless."""
+    """An SDK client; `mode="legacy"` handshakes (MCP session), `"2026-07-28"` is sessionless,
+    `"auto"` discovers (`server/discover`) and then is sessionless too."""
     headers = {"Authorization": f"Bearer {token}"} if token else None
     async with AsyncExitStack() as stack:
         if transport == "http":
             http = await stack.enter_async_context(create_mcp_http_client(headers=headers))
             stream = streamable_http_client(f"{base}/mcp", http_client=http)
-            client = Client(stream, mode=mode, cache=None, message_handler=message_handler)
         else:
             stream = sse_client(f"{base}/sse", headers=headers)
-            client = Client(stream, mode=mode, cache=None, message_handler=message_handler)
+        client = Client(
+            stream, mode=mode, cache=None, message_handler=message_handler, extensions=list(extensions)
+        )
         yield await stack.enter_async_context(client)
 
 

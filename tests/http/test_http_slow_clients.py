@@ -104,10 +104,13 @@ async def test_a_repeated_accept_error_is_logged_once_per_interval_with_a_count(
 
 
 def test_the_repeat_filter_goes_on_the_root_handlers_so_it_sees_every_logger() -> None:
+    root = logging.getLogger()
     handler = logging.NullHandler()
-    logging.getLogger().addHandler(handler)
+    root.addHandler(handler)
+    once = quiet_repeated_logs()
     try:
-        once = quiet_repeated_logs()
-        assert once in handler.filters
-    finally:
-        logging.getLogger().removeHandler(handler)
+        assert all(once in h.filters for h in root.handlers)
+    finally:  # the test session's own handlers must not keep it
+        root.removeHandler(handler)
+        for other in root.handlers:
+            other.removeFilter(once)

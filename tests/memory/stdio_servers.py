@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +86,41 @@ def processes_with_files_open_in(store_dir: Path) -> set[int]:
         if any(link.startswith(f"{store_dir}/") for link in links):
             holders.add(int(fd_dir.parent.name))
     return holders
+
+
+OWNER = """
+import sys, anyio
+from server.config import Settings
+from server.memory.store import open_store
+
+async def main() -> None:
+    async with open_store(Settings(store="surrealkv://" + sys.argv[1])) as store:
+        assert store.is_owner
+        print("owner", flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.read)
+
+anyio.run(main)
+"""
+
+
+@contextmanager
+def owner_process(store_dir: Path) -> Iterator[subprocess.Popen[str]]:
+    """A second process that opens the store (it must be the first) and holds it until the block ends;
+    stopped or not, it is resumed and ended on the way out."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(store_dir)],
+        env=server_env(store_dir),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "owner\n"
+        yield process
+    finally:
+        process.send_signal(signal.SIGCONT)
+        process.kill()
+        process.wait(timeout=30)
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()

@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import anyio
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client
-from stdio_servers import call_memory, cli, holder_pid, serve, server_env, user_keys
+from stdio_servers import call_memory, cli, holder_pid, owner_process, serve, server_env, user_keys
 
 from server.config import Settings
 from server.errors import MemoryInputError, StoreError, StoreLockedError
@@ -27,6 +29,7 @@ from server.memory.sharing.credentials import peer_uid
 from server.memory.sharing.lock import StoreLock, lock_path_for
 from server.memory.sharing.owner import answer
 from server.memory.sharing.paths import check_private_dir, ensure_private_dir, socket_path_for
+from server.memory.sharing.wire import PROTOCOL_VERSION, receive_message, send_message, unwrap
 from server.memory.storage import MemoryRecord, Owner, Scope
 from server.memory.store import open_engine, open_store
 
@@ -152,6 +155,43 @@ async def test_a_peer_raises_the_owners_errors_with_the_same_messages(
     assert messages[0] == messages[1]
 
 
+@pytest.mark.parametrize(
+    ("who", "content"),
+    [(ALICE, "half a pair \ud800"), (Owner("\udfff", "s1"), "fine")],
+    ids=["value", "user name"],
+)
+async def test_text_that_is_not_unicode_fails_a_peers_call_as_the_owners_without_reconnecting(
+    pair: tuple[SharedStore, SharedStore], who: Owner, content: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner, peer = pair
+    failures = []
+    for store in (owner, peer):
+        with pytest.raises((MemoryInputError, StoreError)) as raised:
+            await store.put(who, Scope.USER, content, key="k")
+        failures.append((type(raised.value), str(raised.value)))
+    assert failures[0] == failures[1]
+    assert "not valid Unicode" in failures[0][1] and "codec" not in failures[0][1]
+    assert "went away" not in caplog.text
+    assert await peer.put(ALICE, Scope.USER, "still served", key="after")
+
+
+async def test_the_owner_answers_a_malformed_request_with_an_error_and_keeps_the_connection(
+    pair: tuple[SharedStore, SharedStore],
+) -> None:
+    owner, _ = pair
+    assert owner.socket_path is not None
+    async with await anyio.connect_unix(owner.socket_path) as stream:
+        receive = BufferedByteReceiveStream(stream)
+        for body in (b"{not json", b"[1, 2]", b"\xff\xfe"):
+            await stream.send(struct.pack(">I", len(body)) + body)
+            reply = await receive_message(receive)
+            assert reply is not None
+            with pytest.raises(StoreError, match="malformed request"):
+                unwrap(reply)
+        await send_message(stream, {"op": "hello", "version": PROTOCOL_VERSION})
+        assert (await receive_message(receive) or {})["ok"]["pid"] == os.getpid()
+
+
 async def test_a_peers_keyless_put_sent_twice_is_stored_once(store_dir: Path) -> None:
     async with open_engine(Settings(store="mem://"), "mem://") as store:
         request = {
@@ -162,10 +202,12 @@ async def test_a_peers_keyless_put_sent_twice_is_stored_once(store_dir: Path) ->
             "content": "said once",
             "key": None,
             "request_id": "5f0c",
+            "source": {"via": "tool", "client": "host/1.0"},
         }
         first = await answer(store, request)
         again = await answer(store, request)
         assert again["handle"] == first["handle"] and again["created_at"] == first["created_at"]
+        assert again["source"] == {"via": "tool", "client": "host/1.0", "session": None, "model": None}
         assert await store.count(ALICE, Scope.USER) == 1
 
 
@@ -199,10 +241,36 @@ async def test_a_lock_holder_that_does_not_serve_is_named_after_the_wait(store_d
     try:
         opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731
         with anyio.fail_after(10), pytest.raises(StoreLockedError, match=f"process {os.getpid()}"):
-            async with open_shared(store_dir, opener, attach_timeout=0.2):
+            async with open_shared(store_dir, opener, owner_timeout=0.2):
                 pass
     finally:
         lock.release()
+
+
+async def test_a_stopped_owner_fails_peer_calls_within_the_timeout_naming_it_and_recovers_on_resume(
+    store_dir: Path,
+) -> None:
+    opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731  never opened here
+    with owner_process(store_dir) as owner:
+        async with open_shared(store_dir, opener, owner_timeout=0.5) as peer:
+            assert not peer.is_owner
+            await peer.put(ALICE, Scope.USER, "before the stop", key="k")
+            os.kill(owner.pid, signal.SIGSTOP)
+            expected = f"process {owner.pid}, did not answer within 0.5 s.*kill -CONT {owner.pid}"
+            for call in (peer.get(ALICE, Scope.USER, "k"), peer.put(ALICE, Scope.USER, "during", key="d")):
+                with anyio.fail_after(10), pytest.raises(StoreError, match=expected):
+                    await call
+            # A process starting now is refused just as fast: the stopped owner still holds the lock.
+            with (
+                anyio.fail_after(10),
+                pytest.raises(StoreError, match=expected.replace("0.5 s", r"0.5 s \(connecting\)")),
+            ):
+                async with open_shared(store_dir, opener, owner_timeout=0.5):
+                    pass
+            os.kill(owner.pid, signal.SIGCONT)
+            with anyio.fail_after(10):
+                got = await peer.get(ALICE, Scope.USER, "k")
+            assert got is not None and got.content == "before the stop"
 
 
 async def test_a_closed_shared_store_refuses_calls(store_dir: Path) -> None:
@@ -218,19 +286,64 @@ async def test_a_closed_shared_store_refuses_calls(store_dir: Path) -> None:
 async def test_the_socket_is_0600_in_a_0700_directory_beside_the_store(store_dir: Path) -> None:
     async with open_store(Settings(store=f"surrealkv://{store_dir}")) as store:
         assert isinstance(store, SharedStore)
-        assert store.socket_path == store_dir.with_name("store.run") / "sock"
+        assert store.socket_path == socket_path_for(store_dir) == store_dir.with_name("store.run") / "sock"
         assert stat.S_IMODE(store.socket_path.parent.stat().st_mode) == 0o700
         assert stat.S_IMODE(store.socket_path.stat().st_mode) == 0o600
         assert stat.S_ISSOCK(store.socket_path.stat().st_mode)
-    assert not store.socket_path.exists()
+    assert not socket_path_for(store_dir).exists()
 
 
-def test_a_store_path_too_long_for_a_socket_gets_a_short_private_one(tmp_path: Path) -> None:
-    deep = tmp_path / ("d" * 120) / "store"
-    path = socket_path_for(deep)
-    assert len(os.fsencode(path)) <= 100
-    assert path.parent.name == f"memory-router-{os.geteuid()}"
-    assert socket_path_for(deep) == path != socket_path_for(deep.with_name("other"))
+@pytest.fixture
+def deep_store(tmp_path: Path) -> Path:
+    """A store whose `<store>.run/sock` is too long for a unix socket."""
+    return tmp_path / ("d" * 120) / "store"
+
+
+async def test_a_store_path_too_long_for_a_socket_is_served_from_a_fresh_private_runtime_directory(
+    deep_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731
+    async with open_shared(deep_store, opener) as owner, open_shared(deep_store, opener) as peer:
+        assert owner.socket_path is not None and not peer.is_owner
+        assert owner.socket_path.parent.parent == runtime
+        assert owner.socket_path.parent.name.startswith("memory-router-")
+        assert stat.S_IMODE(owner.socket_path.parent.stat().st_mode) == 0o700
+        assert socket_path_for(deep_store) == owner.socket_path
+        await peer.put(ALICE, Scope.USER, "reached", key="k")
+        assert await owner.count(ALICE, Scope.USER) == 1
+    assert list(runtime.iterdir()) == []
+    with pytest.raises(FileNotFoundError):
+        socket_path_for(deep_store)
+
+
+async def test_a_runtime_directory_that_is_not_private_is_passed_over_with_a_warning(
+    deep_store: Path, open_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(open_dir))
+    opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731
+    async with open_shared(deep_store, opener) as owner:
+        assert owner.socket_path is not None and owner.socket_path.parent.parent != open_dir
+        assert stat.S_IMODE(owner.socket_path.parent.stat().st_mode) == 0o700
+    assert f"XDG_RUNTIME_DIR={open_dir} is not a private directory of yours" in caplog.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory to another user")
+async def test_a_socket_directory_name_squatted_by_another_user_does_not_stop_the_store(
+    deep_store: Path, open_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(open_dir))
+    squatted = open_dir / f"memory-router-{os.geteuid()}"
+    squatted.mkdir(mode=0o777)
+    os.chown(squatted, 65534, 65534)
+    opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731
+    async with open_shared(deep_store, opener) as owner, open_shared(deep_store, opener) as peer:
+        assert owner.socket_path is not None and owner.socket_path.parent.parent == open_dir
+        assert owner.socket_path.parent != squatted
+        await peer.put(ALICE, Scope.USER, "reached", key="k")
 
 
 def test_a_socket_directory_open_to_others_is_refused_by_peers_and_closed_by_the_owner(

@@ -9,9 +9,11 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+from surrealdb import AsyncSurreal, RecordID
 
 from server.config import Settings
 from server.errors import ConfigError, StoreLockedError
@@ -134,6 +136,98 @@ async def test_the_same_store_opened_twice_in_one_process_is_one_engine(tmp_path
         with pytest.raises(StoreLockedError, match=f"process {os.getpid()}"):
             StoreLock(tmp_path / "data" / "store").acquire()
         await store.put(ALICE, Scope.USER, "still fine", key="a")
+        assert await store.count(ALICE, Scope.USER) == 2
+
+
+async def test_a_deleted_or_replaced_lock_file_does_not_let_a_second_process_open_the_engine(
+    tmp_path: Path,
+) -> None:
+    store_dir = tmp_path / "data" / "store"
+    async with open_store(Settings(store=store_url(tmp_path))) as store:
+        await store.put(ALICE, Scope.USER, "before", key="a")
+        lock_path_for(store_dir).unlink()
+        assert not StoreLock(store_dir).try_acquire()
+        lock_path_for(store_dir).write_text("")
+        assert not StoreLock(store_dir).try_acquire()
+        with anyio.fail_after(20):
+            result = await anyio.run_process(
+                [sys.executable, "-c", OPEN_AS_PEER, store_url(tmp_path)],
+                env=child_env(),
+                cwd=REPO,
+                check=False,
+            )
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stdout.decode() == "['a', 'child']\n"
+        assert await store.count(ALICE, Scope.USER) == 2
+
+
+async def raw_query(settings: Settings, query: str, params: dict[str, Any]) -> list[Any]:
+    """Run SurrealQL on the closed store as another program (or an older version) would, under its lock."""
+    lock = StoreLock(tmp_store_dir(settings))
+    lock.acquire()
+    try:
+        db: Any = AsyncSurreal(settings.store)
+        await db.connect()
+        try:
+            await db.use(settings.store_namespace, settings.store_database)
+            response = await db.query_raw(query, params)
+        finally:
+            await db.close()
+    finally:
+        lock.release()
+    assert response.get("error") is None, response
+    return [statement["result"] for statement in response["result"]]
+
+
+def tmp_store_dir(settings: Settings) -> Path:
+    return Path(settings.store.removeprefix("surrealkv://"))
+
+
+async def test_a_store_whose_timeline_copies_every_memory_is_upgraded_on_open_and_lists_the_same(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(store=store_url(tmp_path))
+    async with open_store(settings) as store:
+        for key in "abc":
+            await store.put(ALICE, Scope.USER, f"value {key}", key=key)
+        await store.put(ALICE, Scope.SESSION, "a note")
+        listed = {scope: await store.list(ALICE, scope) for scope in Scope}
+    # The layout before: each timeline record held a copy of its entry.
+    await raw_query(
+        settings,
+        "DEFINE FIELD content ON memory_order TYPE string; DEFINE FIELD key ON memory_order TYPE option<string>;"
+        "UPDATE memory_order SET content = 'the copy', key = 'copied';",
+        {},
+    )
+
+    async with open_store(settings) as store:
+        assert {scope: await store.list(ALICE, scope) for scope in Scope} == listed
+    *_, rows = await raw_query(settings, "SELECT * FROM memory_order;", {})
+    assert len(rows) == 4 and all(set(row) == {"id"} for row in rows)
+
+
+async def test_counters_that_disagree_with_the_entries_are_recounted_when_the_store_opens(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(store=store_url(tmp_path))
+    async with open_store(settings) as store:
+        for key in "abc":
+            await store.put(ALICE, Scope.USER, "v", key=key)
+        await store.put(ALICE, Scope.SESSION, "a note")
+    # What an engine opened twice (by an older version) left behind: counters off from the entries.
+    await raw_query(
+        settings,
+        "UPSERT $user_counter SET n = 9; DELETE $session_counter;",
+        {
+            "user_counter": RecordID("memory_count", ["alice", "user", ""]),
+            "session_counter": RecordID("memory_count", ["alice", "session", "s1"]),
+        },
+    )
+
+    async with open_store(settings) as store:
+        assert await store.count(ALICE, Scope.USER) == 3
+        assert await store.count(ALICE, Scope.SESSION) == 1
+        await store.forget_key(ALICE, Scope.USER, "a")
         assert await store.count(ALICE, Scope.USER) == 2
 
 

@@ -250,11 +250,11 @@ async def test_cancelling_the_caller_aborts_the_upstream_stream() -> None:
     assert closed.is_set()
 
 
-async def test_check_lists_models_with_the_key_and_raises_when_rejected() -> None:
+async def test_listing_models_sends_the_key_and_raises_when_it_is_rejected() -> None:
     upstream = Upstream(json_reply(200, {"data": []}))
-    await provider("openai", upstream).check()
+    await provider("openai", upstream).list_models()
     assert str(upstream.requests[0].url) == "https://openai.test/v1/models"
     rejected = Upstream(error(401))
     with pytest.raises(ProviderError) as caught:
-        await provider("anthropic", rejected).check()
+        await provider("anthropic", rejected).list_models()
     assert caught.value.category is ProviderErrorCategory.AUTHENTICATION

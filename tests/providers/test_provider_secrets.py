@@ -128,6 +128,6 @@ async def test_http_library_debug_logs_never_show_a_key(
         async with httpx.AsyncClient() as client:
             adapter = openai_with_key(client, key, f"http://127.0.0.1:{port}/v1")
             with anyio.fail_after(10), pytest.raises(ProviderError):
-                await adapter.check()
+                await adapter.list_models()
     assert KEY not in caplog.text
     assert KEY[:8] not in caplog.text

@@ -7,8 +7,9 @@
     POST /api/chat                                     Ollama (JSON, or NDJSON; streams by default)
 
 Every request takes the next `Turn` of one shared script, whatever its format, and is rendered in
-that format: text and/or tool calls, an error status with that provider's error body, or a hang
-(the first chunk of a stream, then nothing until the client disconnects, which is recorded). Gemini
+that format: text and/or tool calls, an error status with that provider's error body, a hang
+(the first chunk of a stream, then nothing until the client disconnects, which is recorded), or a
+gated answer (half of it, then the rest once the test sets `fake.release`). Gemini
 calls carry a `thoughtSignature` and no id, as Gemini 2.x sends them. Every request is recorded.
 
 Serve it in the current event loop with `async with FakeLLM().serving() as fake:`. For benchmarks,
@@ -48,12 +49,14 @@ class Call:
 
 @dataclass(frozen=True)
 class Turn:
-    """One model answer; `error` is (HTTP status, message); `hang` streams one chunk and waits."""
+    """One model answer; `error` is (HTTP status, message); `hang` streams one chunk and waits;
+    `gated` streams half its chunks and the rest once `fake.release` is set."""
 
     text: str = ""
     calls: tuple[Call, ...] = ()
     error: tuple[int, str] | None = None
     hang: bool = False
+    gated: bool = False
     usage: tuple[int, int] = (11, 7)
 
     @classmethod
@@ -456,6 +459,60 @@ def classify(provider: str, path: str, body: dict[str, Any]) -> tuple[str, bool]
     return body.get("model", ""), bool(body.get("stream", FORMATS[provider].stream_by_default))
 
 
+# The list-models bodies, as each provider sends them (Gemini's embedding model cannot be routed to).
+LISTINGS: dict[str, dict[str, Any]] = {
+    "anthropic": {
+        "data": [
+            {
+                "type": "model",
+                "id": "model-a",
+                "display_name": "Model A",
+                "created_at": "2025-09-29T00:00:00Z",
+            },
+            {
+                "type": "model",
+                "id": "model-b",
+                "display_name": "Model B",
+                "created_at": "2025-05-22T00:00:00Z",
+            },
+        ],
+        "has_more": False,
+        "first_id": "model-a",
+        "last_id": "model-b",
+    },
+    "openai": {
+        "object": "list",
+        "data": [
+            {"id": "model-a", "object": "model", "created": CREATED, "owned_by": "system"},
+            {"id": "model-b", "object": "model", "created": CREATED, "owned_by": "system"},
+        ],
+    },
+    "gemini": {
+        "models": [
+            {
+                "name": "models/model-a",
+                "displayName": "Model A",
+                "supportedGenerationMethods": ["generateContent", "countTokens"],
+            },
+            {"name": "models/embedding-a", "supportedGenerationMethods": ["embedContent"]},
+        ],
+        "nextPageToken": "",
+    },
+    "ollama": {
+        "models": [
+            {
+                "name": "model-a:latest",
+                "model": "model-a:latest",
+                "modified_at": "2025-05-13T20:47:31.452Z",
+                "size": 2019393189,
+                "digest": "a80c4f17acd5",
+                "details": {"format": "gguf", "family": "llama", "parameter_size": "3.2B"},
+            }
+        ]
+    },
+}
+
+
 PATHS = {"/v1/messages": "anthropic", "/v1/chat/completions": "openai", "/api/chat": "ollama"}
 
 
@@ -493,6 +550,28 @@ class HangResponse(Response):
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
+class GatedResponse(Response):
+    """Sends the first half of an answer's chunks, records that it is waiting (`fake.gated`), and
+    sends the rest once the test sets `fake.release`."""
+
+    def __init__(self, fake: FakeLLM, chunks: list[bytes], media_type: str) -> None:
+        super().__init__(media_type=media_type)
+        self.fake = fake
+        self.chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", self.media_type.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        half = len(self.chunks) // 2
+        for chunk in self.chunks[:half]:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        self.fake.gated.set()
+        await self.fake.release.wait()
+        for chunk in self.chunks[half:]:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 class FakeLLM:
     def __init__(self, default: Turn | None = None) -> None:
         self.turns: list[Turn] = []
@@ -506,7 +585,7 @@ class FakeLLM:
                 Route("/v1/chat/completions", self._handler("openai"), methods=["POST"]),
                 Route("/v1beta/models/{target:path}", self._handler("gemini"), methods=["POST"]),
                 Route("/api/chat", self._handler("ollama"), methods=["POST"]),
-                # The cheap authenticated requests of `memory-router doctor`.
+                # The model listings (`router://models`), also the cheap authenticated requests of `doctor`.
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/v1beta/models", self._models, methods=["GET"]),
                 Route("/api/tags", self._models, methods=["GET"]),
@@ -514,13 +593,16 @@ class FakeLLM:
         )
 
     def reset(self) -> None:
-        """Forget the script, the requests and the disconnects, as if just started."""
+        """Forget the script, the requests, the disconnects and listing errors, as if just started."""
+        self.listing_errors: dict[str, tuple[int, str]] = {}
         self.disconnects = 0
         self.turns.clear()
         self.requests.clear()
         self.hung = anyio.Event()
         self.keep_alive = anyio.Event()
         self.disconnected = anyio.Event()
+        self.gated = anyio.Event()
+        self.release = anyio.Event()
 
     def script(self, *turns: Turn) -> None:
         self.turns.extend(turns)
@@ -549,6 +631,12 @@ class FakeLLM:
             if turn.error is not None:
                 status, message = turn.error
                 return JSONResponse(form.error(status, message), status_code=status)
+            if turn.gated:
+                if streamed:
+                    return GatedResponse(self, form.stream(turn, model), form.media_type)
+                return GatedResponse(
+                    self, [b"", json.dumps(form.complete(turn, model)).encode()], "application/json"
+                )
             if turn.hang:
                 first = form.stream(Turn(text=turn.text), model)[0] if streamed else None
                 return HangResponse(self, first, form.media_type)
@@ -559,7 +647,8 @@ class FakeLLM:
         return handle
 
     async def _models(self, request: Request) -> Response:
-        """A one-model listing when the request carries KEY the provider's way, else its 401."""
+        """The provider's model listing (LISTINGS) when the request carries KEY the provider's way, else
+        its 401; or the error `listing_errors` names for that provider."""
         headers = request.headers
         path = request.url.path
         provider = {"/v1beta/models": "gemini", "/api/tags": "ollama"}.get(path)
@@ -573,13 +662,10 @@ class FakeLLM:
         self.requests.append(Recorded(provider, path, request.url.query, dict(headers), {}, False, ""))
         if sent != KEY:
             return JSONResponse(FORMATS[provider].error(401, "invalid api key"), status_code=401)
-        listing = {
-            "anthropic": {"data": [{"type": "model", "id": "model-a"}], "has_more": False},
-            "openai": {"object": "list", "data": [{"id": "model-a", "object": "model"}]},
-            "gemini": {"models": [{"name": "models/model-a"}]},
-            "ollama": {"models": [{"name": "model-a", "model": "model-a"}]},
-        }[provider]
-        return JSONResponse(listing)
+        if provider in self.listing_errors:
+            status, message = self.listing_errors[provider]
+            return JSONResponse(FORMATS[provider].error(status, message), status_code=status)
+        return JSONResponse(LISTINGS[provider])
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[FakeLLM]:

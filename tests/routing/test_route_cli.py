@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,6 +71,52 @@ async def test_doctor_checks_the_store_and_every_provider_with_an_authenticated_
     assert {r.provider for r in fake.requests} == {"anthropic", "openai", "gemini", "ollama"}
 
 
+async def test_doctor_has_a_models_section_and_models_prints_one_model_per_line(
+    fake: FakeLLM, tmp_path: Path
+) -> None:
+    doctor = await cli(fake, tmp_path / "store", "doctor")
+    assert "ok   anthropic: answers at ANTHROPIC_BASE_URL; 2 models;" in doctor.stdout.decode()
+    assert "  gemini: model-a\n" in doctor.stdout.decode()
+
+    fake.listing_errors["openai"] = (500, "listing is down")
+    listed = await cli(fake, tmp_path / "store", "models", GEMINI_API_KEY="")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.decode().splitlines() == [
+        "anthropic/model-a",
+        "anthropic/model-b",
+        "openai/gpt-4.1-mini",
+        "ollama/model-a:latest",
+    ]
+    stderr = listed.stderr.decode()
+    assert "gemini: not configured (set GEMINI_API_KEY)" in stderr
+    assert "openai: could not list the models; showing the default model (" in stderr
+    assert "listing is down" in stderr
+
+    as_json = await cli(fake, tmp_path / "store", "models", "--json")
+    catalog = json.loads(as_json.stdout)
+    assert [p["models"] for p in catalog["providers"]][2] == ["gemini/model-a"]
+    assert catalog["default_model"] == "anthropic/claude-sonnet-4-5"
+
+
+async def test_doctor_suggests_the_usual_path_when_a_base_url_answers_404(
+    fake: FakeLLM, tmp_path: Path
+) -> None:
+    done = await cli(
+        fake, tmp_path / "store", "doctor", OPENAI_BASE_URL=fake.url, ANTHROPIC_BASE_URL=f"{fake.url}/v1"
+    )
+    out = done.stdout.decode()
+    assert done.returncode == 1
+    assert (
+        "(check OPENAI_BASE_URL: OpenAI-compatible servers usually serve their API under /v1 "
+        f"(try {fake.url}/v1))"
+    ) in out
+    assert (
+        f"(check ANTHROPIC_BASE_URL: it is usually the server's address alone, without a path (try {fake.url})"
+        in out
+    )
+    assert "ok   gemini:" in out
+
+
 async def test_doctor_names_a_rejected_key_and_the_variables_to_check_without_showing_it(
     fake: FakeLLM, tmp_path: Path
 ) -> None:
@@ -78,6 +125,6 @@ async def test_doctor_names_a_rejected_key_and_the_variables_to_check_without_sh
     out = done.stdout.decode() + done.stderr.decode()
     assert done.returncode == 1
     assert "FAIL openai: authentication error" in out
-    assert "check OPENAI_API_KEY and OPENAI_BASE_URL" in out
+    assert "invalid api key (check OPENAI_API_KEY)" in out
     assert "ok   anthropic:" in out
     assert wrong not in out and KEY not in out

@@ -4,7 +4,7 @@ itself, through the SDK's client."""
 from __future__ import annotations
 
 import pytest
-from fake_llm import FORMATS, Call, FakeLLM, Turn
+from fake_llm import FORMATS, KEY, Call, FakeLLM, Turn
 from mcp import Client
 from mcp_helpers import read_json, text_of
 from routing_helpers import QUESTION, WEATHER_TOOL, route, structured
@@ -35,7 +35,7 @@ async def test_an_unusable_model_is_a_tool_error_listing_what_is_configured(
     for part in [
         *expected,
         "Configured providers: anthropic, gemini, ollama.",
-        "To add one, set OPENAI_API_KEY.",
+        "To add one: set OPENAI_API_KEY.",
     ]:
         assert part in text
     assert fake.requests == []
@@ -144,3 +144,18 @@ async def test_without_a_model_the_configured_default_is_used(settings: Settings
         result = structured(await client.call_tool("route_completion", {"messages": QUESTION}))
     assert (result["provider"], result["model"]) == ("ollama", "llama3.2")
     assert fake.requests[0].path == "/api/chat"
+
+
+@pytest.mark.parametrize(
+    ("model", "status", "variable"),
+    [("openai/model-a", 401, "OPENAI_API_KEY"), ("anthropic/model-a", 403, "ANTHROPIC_API_KEY")],
+)
+async def test_a_refused_key_names_the_variable_to_check_and_never_the_key(
+    settings: Settings, fake: FakeLLM, model: str, status: int, variable: str
+) -> None:
+    fake.script(Turn(error=(status, "Incorrect API key provided")))
+    async with Client(build_server(settings)) as client:
+        result = await route(client, model, QUESTION)
+    assert result.is_error
+    assert f"Incorrect API key provided (check {variable})" in text_of(result)
+    assert KEY not in text_of(result)

@@ -58,16 +58,20 @@ def store_refused(store_dir: Path, error: PermissionError) -> StoreError:
 
 
 class StoreLock:
-    """Holds `flock(LOCK_EX)` on `<store>.lock` for as long as the store is open.
+    """Holds `flock(LOCK_EX)` on `<store>.lock` and on the store directory itself for as long as the
+    store is open.
 
-    The holder's PID is written into the file so a second process can say who holds it.
-    The OS drops the lock when the holder dies, even on SIGKILL.
+    The holder's PID is written into the lock file so a second process can say who holds it. The
+    directory's lock is the one that cannot be lost: deleting or replacing `<store>.lock` while the
+    store is open gives a second process a fresh file to lock, but not the directory (it cannot be
+    removed while the engine's files are in it, and a directory renamed away keeps its lock).
+    The OS drops both locks when the holder dies, even on SIGKILL.
     """
 
     def __init__(self, store_dir: Path) -> None:
         self.store_dir = store_dir
         self.path = lock_path_for(store_dir)
-        self._fd: int | None = None
+        self._fds: tuple[int, int] | None = None
 
     def acquire(self) -> None:
         """Take the lock, or raise `StoreLockedError` naming its holder."""
@@ -77,26 +81,38 @@ class StoreLock:
     def try_acquire(self) -> bool:
         """Take the lock if it is free; False when another process (or opening) holds it.
         A lock file this user may not open raises `StoreError` (`store_refused`)."""
+        fds: list[int] = []
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except PermissionError as e:
-            raise store_refused(self.store_dir, e) from e
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with suppress(FileExistsError):
+                    self.store_dir.mkdir(mode=0o700)
+                fds.append(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+                fds.append(os.open(self.store_dir, os.O_RDONLY | os.O_DIRECTORY))
+            except PermissionError as e:
+                raise store_refused(self.store_dir, e) from e
+            for fd in fds:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            os.close(fd)
+            for fd in fds:
+                os.close(fd)
             return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        file_fd, dir_fd = fds
+        os.ftruncate(file_fd, 0)
+        os.write(file_fd, f"{os.getpid()}\n".encode())
+        self._fds = (file_fd, dir_fd)
         return True
 
     def release(self) -> None:
-        if self._fd is None:
+        if self._fds is None:
             return
-        fd, self._fd = self._fd, None
+        (file_fd, dir_fd), self._fds = self._fds, None
         try:
-            os.ftruncate(fd, 0)
+            os.ftruncate(file_fd, 0)
         finally:
-            os.close(fd)
+            os.close(file_fd)
+            os.close(dir_fd)

@@ -18,10 +18,13 @@ from server.memory.sharing.credentials import peer_allowed
 from server.memory.sharing.wire import (
     CONNECTION_LOST,
     PROTOCOL_VERSION,
+    MalformedMessage,
     error_reply,
+    hits_out,
     receive_message,
     record_out,
     send_message,
+    source_in,
 )
 from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
 
@@ -51,7 +54,10 @@ async def answer(store: MemoryStorage, request: dict[str, Any]) -> Any:
     match request["op"]:
         case "put":
             content, key, request_id = request["content"], request["key"], request["request_id"]
-            return record_out(await store.put(owner, scope, content, key=key, request_id=request_id))
+            source = source_in(request["source"])
+            return record_out(
+                await store.put(owner, scope, content, key=key, request_id=request_id, source=source)
+            )
         case "get":
             return record_out(await store.get(owner, scope, request["key"]))
         case "list":
@@ -62,9 +68,14 @@ async def answer(store: MemoryStorage, request: dict[str, Any]) -> Any:
             return record_out(await store.forget(owner, scope, request["handle"]))
         case "forget_key":
             return record_out(await store.forget_key(owner, scope, request["key"]))
+        case "search":
+            return hits_out(await store.search(owner, scope, str(request["query"]), int(request["limit"])))
         case "restore":
             record = MemoryRecord.model_validate(request["record"])
             return record_out(await store.restore(owner, scope, record))
+        case "restore_many":
+            records = [MemoryRecord.model_validate(r) for r in request["records"]]
+            return await store.restore_many(owner, scope, records)
     raise ValueError(f"unknown op {request['op']!r}")
 
 
@@ -110,13 +121,16 @@ async def _converse(stream: SocketStream, store: MemoryStorage, allowed_uid: int
     while True:
         try:
             request = await receive_message(receive)
-        except (*CONNECTION_LOST, ValueError):
+        except MalformedMessage as e:
+            reply = error_reply(StoreError(f"A memory-router peer sent a malformed request ({e})."))
+        except CONNECTION_LOST:
             return
-        if request is None:
-            return
-        # A call the engine started is finished and answered even when this owner is exiting.
-        with anyio.CancelScope(shield=True):
-            reply = await reply_to(store, request)
+        else:
+            if request is None:
+                return
+            # A call the engine started is finished and answered even when this owner is exiting.
+            with anyio.CancelScope(shield=True):
+                reply = await reply_to(store, request)
         try:
             await send_message(stream, reply)
         except CONNECTION_LOST:

@@ -14,21 +14,26 @@ import anyio
 from anyio.abc import TaskGroup
 
 from server.errors import StoreError
-from server.memory.sharing.lock import StoreLock, store_locked
+from server.memory.sharing.lock import StoreLock, holder_pid, store_locked
 from server.memory.sharing.owner import serve
-from server.memory.sharing.paths import ensure_private_dir, socket_path_for
-from server.memory.sharing.peer import OwnerGone, OwnerLink
-from server.memory.sharing.wire import record_in, records_in, unwrap
-from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
+from server.memory.sharing.paths import claim_socket_path, release_socket_path, run_dir_for
+from server.memory.sharing.peer import OwnerGone, OwnerLink, OwnerSilent
+from server.memory.sharing.wire import hits_in, record_in, records_in, source_out, unwrap
+from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope, Source
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 EngineOpener = Callable[[], AbstractAsyncContextManager[MemoryStorage]]
 
-ATTACH_TIMEOUT: Final = 20.0
-"""How long a process waits for an owner to answer (a new owner may be recovering the engine)."""
+OWNER_TIMEOUT: Final = 20.0
+"""The longest one store call of a peer waits on other processes (README, "One store, several
+hosts"): for the owner's answer, and for a new owner after one went away (it may be recovering the
+engine). Then the call fails, naming the owner. Opening the engine in this process, on a takeover,
+is not cut short."""
 ATTACH_POLL: Final = 0.01
+RESTORE_PART: Final = 2_000
+"""Records per `restore_many` call to the owner (one transaction there, well under a second)."""
 
 
 class SharedStore:
@@ -43,17 +48,18 @@ class SharedStore:
         task_group: TaskGroup,
         exit_stack: AsyncExitStack,
         allowed_uid: int | None = None,
-        attach_timeout: float = ATTACH_TIMEOUT,
+        owner_timeout: float = OWNER_TIMEOUT,
     ) -> None:
         self.store_dir = store_dir
-        self.socket_path = socket_path_for(store_dir)
+        self.socket_path: Path | None = None
+        """Where this process serves the store, while it owns it."""
         self._open_engine = open_engine
         self._tg = task_group
         self._stack = exit_stack
         self._allowed_uid = os.geteuid() if allowed_uid is None else allowed_uid
-        self._attach_timeout = attach_timeout
+        self._timeout = owner_timeout
         self._local: MemoryStorage | None = None
-        self._owner = OwnerLink(self.socket_path)
+        self._owner = OwnerLink(store_dir)
         self._generation = 0
         self._attach_lock = anyio.Lock()
         self._closed = False
@@ -62,20 +68,37 @@ class SharedStore:
     def is_owner(self) -> bool:
         return self._local is not None
 
+    @property
+    def engine(self) -> MemoryStorage | None:
+        """The engine when this process owns the store, else None."""
+        return self._local
+
     # -- MemoryStorage -------------------------------------------------------------------------
 
     async def put(
-        self, owner: Owner, scope: Scope, content: str, key: str | None = None, request_id: str | None = None
+        self,
+        owner: Owner,
+        scope: Scope,
+        content: str,
+        key: str | None = None,
+        request_id: str | None = None,
+        source: Source | None = None,
     ) -> MemoryRecord:
         if key is None and request_id is None:
             request_id = uuid.uuid4().hex  # the retry after a takeover must land on the same entry
-        request = {"op": "put", "content": content, "key": key, "request_id": request_id}
+        request = {
+            "op": "put",
+            "content": content,
+            "key": key,
+            "request_id": request_id,
+            "source": source_out(source),
+        }
         return _present(
             await self._call(
                 owner,
                 scope,
                 request,
-                lambda s: s.put(owner, scope, content, key=key, request_id=request_id),
+                lambda s: s.put(owner, scope, content, key=key, request_id=request_id, source=source),
                 record_in,
             )
         )
@@ -93,6 +116,14 @@ class SharedStore:
     async def count(self, owner: Owner, scope: Scope) -> int:
         return await self._call(owner, scope, {"op": "count"}, lambda s: s.count(owner, scope), int)
 
+    async def search(
+        self, owner: Owner, scope: Scope, query: str, limit: int
+    ) -> Sequence[tuple[MemoryRecord, float]]:
+        request = {"op": "search", "query": query, "limit": limit}
+        return await self._call(
+            owner, scope, request, lambda s: s.search(owner, scope, query, limit), hits_in
+        )
+
     async def forget(self, owner: Owner, scope: Scope, handle: str) -> MemoryRecord | None:
         request = {"op": "forget", "handle": handle}
         return await self._call(owner, scope, request, lambda s: s.forget(owner, scope, handle), record_in)
@@ -106,6 +137,17 @@ class SharedStore:
         return _present(
             await self._call(owner, scope, request, lambda s: s.restore(owner, scope, record), record_in)
         )
+
+    async def restore_many(self, owner: Owner, scope: Scope, records: Sequence[MemoryRecord]) -> int:
+        # In parts, so each call to the owner stays far inside the owner timeout.
+        written = 0
+        for start in range(0, len(records), RESTORE_PART):
+            written += await self._restore_part(owner, scope, records[start : start + RESTORE_PART])
+        return written
+
+    async def _restore_part(self, owner: Owner, scope: Scope, part: Sequence[MemoryRecord]) -> int:
+        request = {"op": "restore_many", "records": [r.model_dump(mode="json") for r in part]}
+        return await self._call(owner, scope, request, lambda s: s.restore_many(owner, scope, part), int)
 
     async def aclose(self) -> None:
         """Refuse further calls; `open_shared` closes the engine, the socket and the lock."""
@@ -124,6 +166,7 @@ class SharedStore:
         """Run on the engine when we own it, else at the owner; when the owner goes away during the
         call, take over or reconnect, and retry once (every call is safe to retry, see the package)."""
         message = {**request, "user": owner.user, "session": owner.session, "scope": scope.value}
+        deadline = anyio.current_time() + self._timeout
         for attempt in (1, 2):
             if self._closed:
                 raise StoreError(f"The memory store is closed (while calling {request['op']}).")
@@ -131,7 +174,9 @@ class SharedStore:
                 return await local(self._local)
             generation = self._generation
             try:
-                reply = await self._owner.exchange(message)
+                reply = await self._owner.exchange(message, deadline)
+            except OwnerSilent:
+                raise self._silent(request["op"]) from None
             except OwnerGone as e:
                 if attempt == 2:
                     raise StoreError(
@@ -139,7 +184,7 @@ class SharedStore:
                         f"({request['op']}); try again. ({e})"
                     ) from e
                 logger.info("memory store owner went away (%s); reattaching", e)
-                await self._reattach(generation)
+                await self._reattach(generation, deadline)
                 continue
             return decode(unwrap(reply))
         raise AssertionError("unreachable")
@@ -149,30 +194,46 @@ class SharedStore:
 
     # -- owning and taking over ----------------------------------------------------------------
 
-    async def attach(self) -> None:
+    def _silent(self, op: str) -> StoreError:
+        pid = holder_pid(self.store_dir) or self._owner.owner_pid
+        who = f"memory-router process {pid}" if pid else "a memory-router process"
+        resume = f"`kill -CONT {pid}`" if pid else "`kill -CONT PID`"
+        return StoreError(
+            f"The memory store's owner, {who}, did not answer within {self._timeout:g} s ({op}). "
+            f"It is alive but stopped or blocked (suspended with Ctrl-Z or kill -STOP, or a command "
+            f"waiting on its pager). Resume it ({resume}) or end it, then try again; a write sent to "
+            "it may still be applied when it resumes."
+        )
+
+    async def attach(self, deadline: float | None = None) -> None:
         """Become the owner when the lock is free, else connect to the owner; wait for an owner
-        that is still opening the engine, for at most the attach timeout."""
-        deadline = anyio.current_time() + self._attach_timeout
+        that is still opening the engine, until `deadline` (by default the timeout from now)."""
+        if deadline is None:
+            deadline = anyio.current_time() + self._timeout
         while True:
             lock = StoreLock(self.store_dir)
             if lock.try_acquire():
                 await self._own(lock)
                 return
             try:
-                await self._owner.open()
+                await self._owner.open(deadline)
                 return
+            except OwnerSilent:
+                raise self._silent("connecting") from None
             except OwnerGone as e:
                 reason = str(e)
             if anyio.current_time() >= deadline:
-                raise store_locked(self.store_dir, not_shared=f"not at {self.socket_path}: {reason}")
+                raise store_locked(
+                    self.store_dir, not_shared=f"not at {run_dir_for(self.store_dir)}: {reason}"
+                )
             await anyio.sleep(ATTACH_POLL)
 
-    async def _reattach(self, generation: int) -> None:
+    async def _reattach(self, generation: int, deadline: float) -> None:
         async with self._attach_lock:
             if generation != self._generation:
                 return  # another call of this process already reattached
             await self._owner.drop()
-            await self.attach()
+            await self.attach(deadline)
             self._generation += 1
 
     async def _own(self, lock: StoreLock) -> None:
@@ -181,14 +242,16 @@ class SharedStore:
             # Exit order (last in, first out): stop serving, close the engine, release the lock.
             opening.callback(lock.release)
             store = await opening.enter_async_context(self._open_engine())
-            ensure_private_dir(self.socket_path.parent)
-            listener = await anyio.create_unix_listener(self.socket_path, mode=0o600)
+            socket_path = claim_socket_path(self.store_dir)
+            opening.callback(release_socket_path, self.store_dir)
+            listener = await anyio.create_unix_listener(socket_path, mode=0o600)
             self._stack.push_async_callback(opening.pop_all().aclose)
         self._local = store
+        self.socket_path = socket_path
         self._tg.start_soon(
-            lambda: serve(listener, store, allowed_uid=self._allowed_uid, socket_path=self.socket_path)
+            lambda: serve(listener, store, allowed_uid=self._allowed_uid, socket_path=socket_path)
         )
-        logger.info("memory store %s is open here; serving it at %s", self.store_dir, self.socket_path)
+        logger.info("memory store %s is open here; serving it at %s", self.store_dir, socket_path)
 
 
 def _present(record: MemoryRecord | None) -> MemoryRecord:
@@ -203,7 +266,7 @@ async def open_shared(
     open_engine: EngineOpener,
     *,
     allowed_uid: int | None = None,
-    attach_timeout: float = ATTACH_TIMEOUT,
+    owner_timeout: float = OWNER_TIMEOUT,
 ) -> AsyncIterator[SharedStore]:
     """The store at `store_dir`, owned here or reached through its owner.
 
@@ -220,7 +283,7 @@ async def open_shared(
             task_group=tg,
             exit_stack=stack,
             allowed_uid=allowed_uid,
-            attach_timeout=attach_timeout,
+            owner_timeout=owner_timeout,
         )
         try:
             try:

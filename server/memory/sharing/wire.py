@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
 from typing import Any, Final
 
 import anyio
@@ -27,10 +28,11 @@ from server.errors import (
     StoreError,
     StoreLockedError,
 )
-from server.memory.storage import MemoryRecord
+from server.memory.storage import MemoryRecord, Source
 
-PROTOCOL_VERSION: Final = 2
-"""2: a keyless put carries `request_id` (1 sent a nonce and a timestamp)."""
+PROTOCOL_VERSION: Final = 4
+"""4: records and puts carry `source`, and `search` is asked; 3: `restore_many`; 2: a keyless put
+carries `request_id` (1 sent a nonce and a timestamp)."""
 MAX_FRAME: Final = 256 * 1024 * 1024
 
 CONNECTION_LOST: Final = (
@@ -48,16 +50,23 @@ _ERRORS: Final[dict[str, type[MemoryRouterError]]] = {
 }
 
 
+class MalformedMessage(ValueError):
+    """A whole message arrived but is not a JSON object: the sender is alive and the connection
+    still in step, so this is answered or reported, never taken for the other side going away."""
+
+
 async def send_message(stream: SocketStream, message: dict[str, Any]) -> None:
-    body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # ASCII escapes: text that is not valid Unicode (a lone surrogate) still travels, and the owner
+    # refuses it with the same error as for a call of its own.
+    body = json.dumps(message, separators=(",", ":")).encode("ascii")
     await stream.send(struct.pack(">I", len(body)) + body)
 
 
 async def receive_message(stream: BufferedByteReceiveStream) -> dict[str, Any] | None:
     """The next message, or None when the other side closed the connection between messages.
 
-    Bytes that are not JSON raise `ValueError`; an oversized message or one that is not a JSON
-    object, `BrokenResourceError`.
+    A message that is not a JSON object raises `MalformedMessage`; an oversized one,
+    `BrokenResourceError` (the rest of it is not read, so the connection is lost).
     """
     try:
         header = await stream.receive_exactly(4)
@@ -66,9 +75,13 @@ async def receive_message(stream: BufferedByteReceiveStream) -> dict[str, Any] |
     (size,) = struct.unpack(">I", header)
     if size > MAX_FRAME:
         raise anyio.BrokenResourceError(f"a {size}-byte message is over the {MAX_FRAME}-byte limit")
-    message = json.loads(await stream.receive_exactly(size))
+    body = await stream.receive_exactly(size)
+    try:
+        message = json.loads(body)
+    except ValueError as e:
+        raise MalformedMessage(f"a message is not JSON: {e}") from None
     if not isinstance(message, dict):
-        raise anyio.BrokenResourceError("a message is not a JSON object")
+        raise MalformedMessage("a message is not a JSON object")
     return message
 
 
@@ -95,3 +108,19 @@ def record_in(data: Any) -> MemoryRecord | None:
 
 def records_in(rows: Any) -> list[MemoryRecord]:
     return [MemoryRecord.model_validate(row) for row in rows]
+
+
+def source_out(source: Source | None) -> dict[str, Any] | None:
+    return None if source is None else source.model_dump(mode="json")
+
+
+def source_in(data: Any) -> Source | None:
+    return None if data is None else Source.model_validate(data)
+
+
+def hits_out(hits: Sequence[tuple[MemoryRecord, float]]) -> list[list[Any]]:
+    return [[record.model_dump(mode="json"), score] for record, score in hits]
+
+
+def hits_in(rows: Any) -> list[tuple[MemoryRecord, float]]:
+    return [(MemoryRecord.model_validate(record), float(score)) for record, score in rows]

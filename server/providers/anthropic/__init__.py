@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
+from server.providers.anthropic import _models as models
 from server.providers.anthropic import _wire as wire
 from server.providers.base import HttpProvider, StreamDecoder, leniently
 from server.providers.failures import (
@@ -61,6 +62,7 @@ _ERROR_TYPES = {
 class AnthropicProvider(HttpProvider[wire.Message]):
     name = "anthropic"
     response_model = wire.Message
+    model_list = models.Listing
     reserved_fields = frozenset({"model", "messages", "system", "stream", "tools", "tool_choice"})
 
     def _headers(self) -> dict[str, str]:
@@ -192,8 +194,11 @@ class AnthropicProvider(HttpProvider[wire.Message]):
     def retry_hint(self, headers: Mapping[str, str]) -> RetryHint:
         return header_retry_hint(headers, milliseconds="retry-after-ms", verdict="x-should-retry")
 
-    def check_request(self) -> WireRequest:
-        return WireRequest("GET", f"{self.base_url}/v1/models?limit=1", self._headers())
+    def models_request(self) -> WireRequest:
+        return models.request(self.base_url, self._headers())
+
+    def not_found_advice(self) -> str:
+        return models.not_found_advice(self.base_url)
 
 
 def _error_detail(status: int, error: wire.ErrorObject) -> ErrorDetail:

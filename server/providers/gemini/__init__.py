@@ -15,6 +15,7 @@ from urllib.parse import quote
 from server.providers.base import HttpProvider, StreamDecoder, leniently
 from server.providers.failures import Category, ErrorDetail, looks_like_context_length
 from server.providers.framing import SSEParser
+from server.providers.gemini import _models as models
 from server.providers.gemini import _wire as wire
 from server.providers.mapping import details_for, stable_call_id, tool_names_by_id, wire_parameters
 from server.providers.transport import WireRequest
@@ -80,6 +81,7 @@ SYNTHETIC_ID = "synthetic_id"
 class GeminiProvider(HttpProvider[wire.Response]):
     name = "gemini"
     response_model = wire.Response
+    model_list = models.Listing
     reserved_fields = frozenset({"contents", "systemInstruction", "tools", "toolConfig"})
 
     def _headers(self) -> dict[str, str]:
@@ -233,8 +235,11 @@ class GeminiProvider(HttpProvider[wire.Response]):
         body = leniently(wire.ErrorBody, payload)
         return _error_detail(status, body.error) if body is not None else ErrorDetail(str(payload or ""))
 
-    def check_request(self) -> WireRequest:
-        return WireRequest("GET", f"{self.base_url}/v1beta/models?pageSize=1", self._headers())
+    def models_request(self) -> WireRequest:
+        return models.request(self.base_url, self._headers())
+
+    def not_found_advice(self) -> str:
+        return models.not_found_advice(self.base_url)
 
 
 def _finish(raw: str | None, calls: list[ToolCall]) -> FinishReason:

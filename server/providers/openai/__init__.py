@@ -24,6 +24,7 @@ from server.providers.mapping import (
     tool_result_text,
     wire_parameters,
 )
+from server.providers.openai import _models as models
 from server.providers.transport import WireRequest
 from server.providers.types import (
     CompletionRequest,
@@ -123,6 +124,7 @@ def function_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
 class OpenAIProvider(HttpProvider[_Completion]):
     name = "openai"
     response_model = _Completion
+    model_list = models.Listing
     reserved_fields = frozenset({"model", "messages", "stream", "stream_options", "tools", "tool_choice"})
 
     def _headers(self) -> dict[str, str]:
@@ -243,8 +245,11 @@ class OpenAIProvider(HttpProvider[_Completion]):
     def retry_hint(self, headers: Mapping[str, str]) -> RetryHint:
         return header_retry_hint(headers, milliseconds="retry-after-ms", verdict="x-should-retry")
 
-    def check_request(self) -> WireRequest:
-        return WireRequest("GET", f"{self.base_url}/models", self._headers())
+    def models_request(self) -> WireRequest:
+        return models.request(self.base_url, self._headers())
+
+    def not_found_advice(self) -> str:
+        return models.not_found_advice(self.base_url)
 
 
 def _error_detail(status: int, error: _ErrorObject | str) -> ErrorDetail:

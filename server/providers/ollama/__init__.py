@@ -8,6 +8,7 @@ from server.providers.base import HttpProvider, StreamDecoder, WireModel, lenien
 from server.providers.failures import Category, ErrorDetail, looks_like_context_length
 from server.providers.framing import NDJSONParser
 from server.providers.mapping import stable_call_id, tool_names_by_id, tool_result_text, wire_parameters
+from server.providers.ollama import _models as models
 from server.providers.openai import function_tools
 from server.providers.transport import WireRequest
 from server.providers.types import (
@@ -58,6 +59,7 @@ class _ErrorBody(WireModel):
 class OllamaProvider(HttpProvider[_Chat]):
     name = "ollama"
     response_model = _Chat
+    model_list = models.Listing
     reserved_fields = frozenset({"model", "messages", "stream", "tools"})
 
     def _headers(self) -> dict[str, str]:
@@ -162,8 +164,11 @@ class OllamaProvider(HttpProvider[_Chat]):
         body = leniently(_ErrorBody, payload)
         return _error_detail(status, body.error if body is not None else str(payload or ""))
 
-    def check_request(self) -> WireRequest:
-        return WireRequest("GET", f"{self.base_url}/api/tags", self._headers())
+    def models_request(self) -> WireRequest:
+        return models.request(self.base_url, self._headers())
+
+    def not_found_advice(self) -> str:
+        return models.not_found_advice(self.base_url)
 
 
 def _error_detail(status: int, message: str | None) -> ErrorDetail:
