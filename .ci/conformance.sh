@@ -38,9 +38,11 @@ if command -v memory-router >/dev/null; then
 else
   serve=(python -m server)
 fi
-# No auth, no config file, an in-memory store: the suite speaks to a fresh loopback server.
+# No auth (explicitly: the suite checks the protocol, not our bearer tokens, and sends none), no
+# config file, an in-memory store: the suite speaks to a fresh loopback server.
 env -u MEMORY_ROUTER_TOKENS_FILE -u MEMORY_ROUTER_JWT_ISSUER -u MEMORY_ROUTER_JWT_AUDIENCE \
   -u MEMORY_ROUTER_CONFIG -u MEMORY_ROUTER_ALLOWED_HOSTS -u MEMORY_ROUTER_ALLOWED_ORIGINS \
+  MEMORY_ROUTER_ALLOW_UNAUTHENTICATED=1 \
   MEMORY_ROUTER_STORE=mem:// MEMORY_ROUTER_USER=conformance XDG_DATA_HOME="$work/data" \
   "${serve[@]}" serve --transport http --host 127.0.0.1 --port "$port" >"$work/server.log" 2>&1 &
 server_pid=$!

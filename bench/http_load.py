@@ -69,6 +69,8 @@ def start_server(port: int, store: str, data_dir: str) -> subprocess.Popen[bytes
         **os.environ,
         "MEMORY_ROUTER_STORE": store,
         "MEMORY_ROUTER_RATE_LIMIT_PER_MINUTE": "0",
+        "MEMORY_ROUTER_ALLOW_UNAUTHENTICATED": "1",  # a loopback run of one user's clients
+        "MEMORY_ROUTER_MAX_SESSIONS_PER_USER": "1024",  # all of whose sessions stay open
         "MEMORY_ROUTER_USER": "bench",
         "XDG_DATA_HOME": data_dir,
     }

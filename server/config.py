@@ -117,9 +117,19 @@ class Settings(BaseSettings):
 
     # HTTP transports
     tokens_file: Path | None = None
+    # without tokens or JWT: open access on loopback instead of the local token (server/mcp/local_token.py)
+    allow_unauthenticated: bool = False
     allowed_hosts: str = ""
     allowed_origins: str = ""
     max_body_bytes: int = 4 * 1024 * 1024
+    # slow and numerous connections (server/mcp/http_server.py, http_guards.py)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    http_max_connections: int = Field(default=256, gt=0)
+    # MCP sessions over HTTP (server/mcp/sessions.py)
+    max_sessions_per_user: int = Field(default=32, gt=0)
+    max_sessions: int = Field(default=1024, gt=0)
+    mcp_session_idle_seconds: float = Field(default=1800.0, gt=0)
     # tool calls per minute per user, on every transport; unset: see tool_calls_per_minute; 0: off
     rate_limit_per_minute: int | None = Field(default=None, ge=0)
     # optional JWT bearer tokens (issuer, audience and one source of signing keys)
@@ -150,6 +160,15 @@ class Settings(BaseSettings):
                 "set it to the key alone"
             )
         return SecretStr(value)
+
+    @field_validator("tokens_file", "jwt_public_key_file", "config", mode="before")
+    @classmethod
+    def _non_empty_path(cls, value: Any, info: ValidationInfo) -> Any:
+        """An empty variable would be read as `.` (the current directory): refuse it instead."""
+        if isinstance(value, str) and not value.strip():
+            variable = " or ".join(sorted(_env_names(info.field_name or "")))
+            raise ValueError(f"{variable} is set but empty; set it to a file's path, or unset it")
+        return value
 
     def tool_calls_per_minute(self, *, over_http: bool) -> int:
         """The per-user tool-call limit in force (0: none): the configured one, else

@@ -69,3 +69,13 @@ def test_an_invalid_value_from_the_config_file_names_its_key_and_the_file(
         load_settings()
     assert f"max_key_chars in {path}: " in str(raised.value)
     assert f"aliases.fast.model in {path}: Field required" in str(raised.value)
+
+
+@pytest.mark.parametrize("variable", ["MEMORY_ROUTER_TOKENS_FILE", "MEMORY_ROUTER_CONFIG"])
+def test_an_empty_path_variable_is_refused_at_start_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert f"{variable} is set but empty" in str(refused.value)

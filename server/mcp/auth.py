@@ -3,6 +3,8 @@
 The tokens file (`MEMORY_ROUTER_TOKENS_FILE`) holds one `USER SHA256-OF-TOKEN` line per token.
 `memory-router token add USER` prints a new token once; only its hash is ever written. The
 authenticated user becomes `AccessToken.client_id`, which `server.mcp.state.current_user` reads.
+A JWT's user is `jwt:CLAIM`: token-file names cannot contain `:`, so an identity provider can never
+issue a subject that is a token-file user (or the stdio user) by accident.
 No token, hash or key is ever logged or put in an error message.
 """
 
@@ -29,16 +31,22 @@ from server.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "mr_"
+JWT_USER_PREFIX = "jwt:"
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _valid_user(user: str) -> bool:
+    return bool(user) and not any(c.isspace() or c == ":" for c in user) and not user.startswith("#")
+
+
 def _check_user(user: str) -> None:
-    if not user or any(c.isspace() for c in user) or user.startswith("#"):
+    if not _valid_user(user):
         raise ConfigError(
-            f"{user!r} is not a valid user name: it must be non-empty, without spaces or a leading #."
+            f"{user!r} is not a valid user name: it must be non-empty, without spaces, `:` (kept for "
+            "JWT users, `jwt:SUBJECT`) or a leading #."
         )
 
 
@@ -75,8 +83,13 @@ class TokensFile:
             if not fields or fields[0].startswith("#"):
                 continue
             digest = fields[1].lower() if len(fields) == 2 else ""
-            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-                logger.warning("%s:%d is not a `USER SHA256-OF-TOKEN` line; ignored", self.path, number)
+            bad_digest = len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)
+            if bad_digest or not _valid_user(fields[0]):
+                logger.warning(
+                    "%s:%d is not a `USER SHA256-OF-TOKEN` line (a user name has no spaces or `:`); ignored",
+                    self.path,
+                    number,
+                )
                 continue
             entries.append(TokenEntry(fields[0], digest))
         return entries
@@ -188,7 +201,7 @@ class JwtVerifier(TokenVerifier):
             return None
         return AccessToken(
             token=token,
-            client_id=user,
+            client_id=JWT_USER_PREFIX + user,
             scopes=str(claims.get("scope", "")).split(),
             expires_at=int(claims["exp"]),
             resource=self.audience,

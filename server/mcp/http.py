@@ -18,11 +18,14 @@ import errno
 import ipaddress
 import logging
 import socket
+import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
+import anyio
 import httpx
 import uvicorn
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
@@ -31,26 +34,27 @@ from mcp.server.auth.provider import TokenVerifier
 from mcp.server.mcpserver import MCPServer
 from mcp.server.runner import serve_dual_era_loop
 from mcp.server.sse import SseServerTransport
-from mcp.server.transport_security import (
-    RequestBodyLimitMiddleware,
-    TransportSecurityMiddleware,
-    TransportSecuritySettings,
-)
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.authentication import AuthenticationError
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, Settings
 from server.errors import ConfigError
 from server.mcp.auth import build_token_verifier
+from server.mcp.http_guards import AllowList, BoundedBody, HostOriginGuard
+from server.mcp.http_server import listen_backlog, quiet_repeated_logs, uvicorn_config
+from server.mcp.local_token import local_access
+from server.mcp.ratelimit import ToolCallRateLimit
 from server.mcp.sdk import lowlevel_server
 from server.mcp.server import announce_ready, build_server
-from server.mcp.state import AppState
+from server.mcp.sessions import SessionLedger, StreamableSessionGate, too_many_requests
+from server.mcp.state import AppState, current_user
 from server.mcp.view.page import APP_PATH, ViewPage
 
 logger = logging.getLogger(__name__)
@@ -68,20 +72,41 @@ def _split(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """Loopback Host / Origin values (any port), plus the configured extras."""
-    hosts = [*LOOPBACK_NAMES, *(f"{name}:*" for name in LOOPBACK_NAMES)]
-    origins = [
+def _loopback_hosts() -> list[str]:
+    return [*LOOPBACK_NAMES, *(f"{name}:*" for name in LOOPBACK_NAMES)]
+
+
+def _loopback_origins() -> list[str]:
+    return [
         f"{scheme}://{name}{port}"
         for scheme in ("http", "https")
         for name in LOOPBACK_NAMES
         for port in ("", ":*")
     ]
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """Loopback Host / Origin values (any port), plus the configured extras, for the SDK's own
+    (prefix-matching) checks; `HostOriginGuard` in front matches the same lists exactly."""
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=[*hosts, *_split(settings.allowed_hosts)],
-        allowed_origins=[*origins, *_split(settings.allowed_origins)],
+        allowed_hosts=[*_loopback_hosts(), *_split(settings.allowed_hosts)],
+        allowed_origins=[*_loopback_origins(), *_split(settings.allowed_origins)],
     )
+
+
+def host_guard(settings: Settings) -> Middleware:
+    hosts = AllowList(
+        [*_loopback_hosts(), *_split(settings.allowed_hosts)],
+        origin=False,
+        variable="MEMORY_ROUTER_ALLOWED_HOSTS",
+    )
+    origins = AllowList(
+        [*_loopback_origins(), *_split(settings.allowed_origins)],
+        origin=True,
+        variable="MEMORY_ROUTER_ALLOWED_ORIGINS",
+    )
+    return Middleware(HostOriginGuard, hosts=hosts, origins=origins)
 
 
 def is_loopback(host: str) -> bool:
@@ -105,22 +130,6 @@ def check_bind(host: str, verifier: TokenVerifier | None) -> None:
 
 
 # ---- ASGI layers -------------------------------------------------------------------------------
-
-
-class HostOriginGuard:
-    """DNS-rebinding protection for every path: bad Host 421, bad Origin 403, before anything runs."""
-
-    def __init__(self, app: ASGIApp, security: TransportSecuritySettings) -> None:
-        self.app = app
-        self.check = TransportSecurityMiddleware(security)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            refusal = await self.check.validate_request(Request(scope), is_post=False)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def _unauthorized(token_sent: bool) -> JSONResponse:
@@ -166,22 +175,62 @@ def _sse_session_header(app: ASGIApp) -> ASGIApp:
     return with_header
 
 
-def _sse_app(mcp: MCPServer[AppState], security: TransportSecuritySettings, max_body: int) -> Starlette:
+def _until(ended: anyio.Event, receive: Receive) -> Receive:
+    """`receive`, until `ended` is set: then the client seems to hang up, and the SSE transport
+    winds the connection down as it does for a real disconnect."""
+
+    async def receive_until_ended() -> Message:
+        message: Message = {"type": "http.disconnect"}
+        async with anyio.create_task_group() as race:
+
+            async def from_client() -> None:
+                nonlocal message
+                message = await receive()
+                race.cancel_scope.cancel()
+
+            race.start_soon(from_client)
+            await ended.wait()
+            race.cancel_scope.cancel()
+        return message
+
+    return receive_until_ended
+
+
+def _sse_app(mcp: MCPServer[AppState], settings: Settings, ledger: SessionLedger) -> Starlette:
     # The SDK's sse_app enters the lifespan (opening the store) per connection; here it is entered once.
     lowlevel = lowlevel_server(mcp)
-    sse = SseServerTransport(MESSAGES_PATH, security_settings=security, max_request_body_size=max_body)
+    security = transport_security(settings)
+    sse = SseServerTransport(
+        MESSAGES_PATH, security_settings=security, max_request_body_size=settings.max_body_bytes
+    )
     state: dict[str, Any] = {}
 
     class HandleSse:  # a class, so Starlette routes it as a plain ASGI app
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            async with sse.connect_sse(scope, receive, send) as (read, write):
-                await serve_dual_era_loop(
-                    lowlevel,
-                    read,
-                    write,
-                    lifespan_state=state["app"],
-                    init_options=lowlevel.create_initialization_options(),
-                )
+            # One SSE connection is one MCP session: counted, and ended to make room, like any other.
+            user = current_user(settings)
+            if (wait := ledger.retry_after(user)) > 0:
+                await too_many_requests(wait)(scope, receive, send)
+                return
+            await ledger.make_room(user)
+            key, ended = uuid.uuid4().hex, anyio.Event()
+
+            async def end() -> None:
+                ended.set()
+
+            ledger.opened(key, user, end, alive=lambda: True)
+            ledger.begin(key)
+            try:
+                async with sse.connect_sse(scope, _until(ended, receive), send) as (read, write):
+                    await serve_dual_era_loop(
+                        lowlevel,
+                        read,
+                        write,
+                        lifespan_state=state["app"],
+                        init_options=lowlevel.create_initialization_options(),
+                    )
+            finally:
+                ledger.closed(key)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -198,6 +247,10 @@ def _sse_app(mcp: MCPServer[AppState], security: TransportSecuritySettings, max_
     )
 
 
+def _rate_limit(mcp: MCPServer[AppState]) -> ToolCallRateLimit | None:
+    return next((m for m in mcp.middleware if isinstance(m, ToolCallRateLimit)), None)
+
+
 def build_http_app(
     settings: Settings,
     *,
@@ -207,20 +260,33 @@ def build_http_app(
     on_ready: Callable[[str], None] | None = None,
 ) -> Starlette:
     """The ASGI app for `transport`, with rebinding protection, body limit, auth and rate limit.
-    `http_client` is the providers' client (the seam for tests); `on_ready` as for `build_server`."""
+    `http_client` is the providers' client (the seam for tests); `on_ready` as for `build_server`. Without a `verifier` the app is open
+    to whoever reaches it, which the settings must allow explicitly."""
+    if verifier is None and not settings.allow_unauthenticated:
+        raise ConfigError(
+            "An HTTP server without authentication needs MEMORY_ROUTER_ALLOW_UNAUTHENTICATED=1; "
+            "otherwise configure MEMORY_ROUTER_TOKENS_FILE or JWT, or use the local token."
+        )
     mcp = build_server(settings, http_client=http_client, over_http=True, on_ready=on_ready)
-    security = transport_security(settings)
+    ledger = SessionLedger(settings.max_sessions_per_user, settings.max_sessions, _rate_limit(mcp))
+    inner: Starlette
+    app: ASGIApp
     if transport == "http":
         inner = mcp.streamable_http_app(
             streamable_http_path=MCP_PATH,
-            transport_security=security,
+            transport_security=transport_security(settings),
             max_request_body_size=settings.max_body_bytes,
+            session_idle_timeout=settings.mcp_session_idle_seconds,
+            max_sessions=None,  # the ledger caps sessions, per user and in all
         )
+        app = StreamableSessionGate(inner, mcp.session_manager, ledger, lambda: current_user(settings))
     else:
-        inner = _sse_app(mcp, security, settings.max_body_bytes)
+        inner = app = _sse_app(mcp, settings, ledger)
     middleware = [
-        Middleware(HostOriginGuard, security=security),
-        Middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes),
+        host_guard(settings),
+        Middleware(
+            BoundedBody, max_bytes=settings.max_body_bytes, deadline=settings.http_body_timeout_seconds
+        ),
     ]
     if transport == "http":  # the page talks to /mcp; before authentication, as it holds no data
         middleware.append(Middleware(ViewPage))
@@ -236,15 +302,15 @@ def build_http_app(
         async with inner.router.lifespan_context(inner):
             yield
 
-    return Starlette(routes=[Mount("/", app=inner)], middleware=middleware, lifespan=lifespan)
+    return Starlette(routes=[Mount("/", app=app)], middleware=middleware, lifespan=lifespan)
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int, *, backlog: int) -> socket.socket:
     """Bind and listen before anything starts, so a taken port is reported as such, first."""
     address = host.strip("[]")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
-        return socket.create_server((address, port), family=family, backlog=2048)
+        return socket.create_server((address, port), family=family, backlog=backlog)
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
             raise ConfigError(
@@ -268,7 +334,8 @@ async def serve_http(
     port: int = HTTP_DEFAULT_PORT,
 ) -> None:
     """Serve until stopped. Refuses a non-loopback address when no authentication is configured, and
-    a taken port; logs one line once the store is open and the port listens."""
+    a taken port; on loopback without authentication, requires the local token unless unauthenticated
+    access is allowed. Logs one line once the store is open and the port listens."""
     verifier = build_token_verifier(settings)
     check_bind(host, verifier)
     if not is_loopback(host) and not _split(settings.allowed_hosts):
@@ -277,19 +344,28 @@ async def serve_http(
             "to the name clients use to reach this server.",
             host,
         )
-    sock = listening_socket(host, port)
-    kind = "streamable HTTP" if transport == "http" else "SSE"
-    where = f"{http_url(host, port, transport)} ({kind}, authentication {'on' if verifier else 'off'})"
-    if transport == "http":
-        where += f"; memory view at http://{host}:{port}{APP_PATH}"
-    ready = announce_ready(settings, where, users_from_tokens=verifier is not None)
-    app = build_http_app(settings, transport=transport, verifier=verifier, on_ready=ready)
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        server_header=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
-    with sock:
+    configured = verifier is not None
+    access = local_access(settings, show_token=sys.stderr.isatty()) if verifier is None else None
+    if access is not None:
+        verifier = access.verifier
+    # Bound before anything else: a taken port is reported first, and once the ready line is out,
+    # connections queue until served.
+    with listening_socket(host, port, backlog=listen_backlog(settings)) as sock:
+        port = sock.getsockname()[1]  # --port 0 picks a free one
+        kind = "streamable HTTP" if transport == "http" else "SSE"
+        where = f"{http_url(host, port, transport)} ({kind}, authentication {'on' if verifier else 'off'})"
+        if transport == "http":
+            where += f"; memory view at http://{host}:{port}{APP_PATH}"
+        announce = announce_ready(settings, where, users_from_tokens=configured)
+
+        def ready(session: str) -> None:
+            announce(session)
+            if access is not None and access.warning:
+                logger.warning("%s", access.warning)
+            if access is not None and access.notice:
+                print(f"memory-router: {access.notice}", file=sys.stderr, flush=True)
+
+        app = build_http_app(settings, transport=transport, verifier=verifier, on_ready=ready)
+        quiet_repeated_logs()
+        config = uvicorn_config(app, settings, host=host, port=port, timeout_graceful_shutdown=5)
         await uvicorn.Server(config).serve(sockets=[sock])

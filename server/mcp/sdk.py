@@ -6,13 +6,15 @@ Each adapter names the public API that would replace it; when the SDK grows one,
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import MCPServer
+from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from pydantic import BaseModel
 
 LifespanT = TypeVar("LifespanT")
@@ -73,3 +75,14 @@ def tool_function(
     tool.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
     tool.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": returns}
     return tool
+
+
+def streamable_http_sessions(
+    manager: StreamableHTTPSessionManager,
+) -> Mapping[str, StreamableHTTPServerTransport]:
+    """The open streamable HTTP sessions of `manager`, by session id: what a per-user quota counts,
+    and whose transports it terminates to end a session.
+
+    mcp 2.3: `StreamableHTTPSessionManager._server_instances`; a public read-only `sessions` view
+    and a `close_session(id)` (or a per-requestor `max_sessions` policy hook) would replace it."""
+    return manager._server_instances  # pyright: ignore[reportPrivateUsage]

@@ -78,7 +78,7 @@ def build_server(
                 tasks = await stack.enter_async_context(
                     open_task_runner(task_storage(runtime.store), settings)
                 )
-            legacy_subscriptions = LegacySubscriptions()
+            legacy_subscriptions = await stack.enter_async_context(LegacySubscriptions.running())
 
             async def notify(owner: Owner, scope: Scope, key: str | None) -> None:
                 bus.publish_for(owner, scope, key)

@@ -1,4 +1,5 @@
-"""Fixtures of the HTTP tests: tokens of two users and settings that require them."""
+"""Fixtures of the HTTP tests: settings of an open loopback server (unauthenticated, explicitly),
+tokens of two users and settings that require them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ import pytest
 
 from server.config import Settings
 from server.mcp.auth import TokensFile
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The suite's settings, with unauthenticated access allowed: without tokens or JWT, the
+    servers of these tests are open on loopback (tests that need auth add it)."""
+    return settings.model_copy(update={"allow_unauthenticated": True})
 
 
 @pytest.fixture

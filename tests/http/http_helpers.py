@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
+import sys
 import warnings
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -10,6 +13,7 @@ from typing import Any, Literal
 
 import anyio
 import uvicorn
+from anyio.streams.text import TextReceiveStream
 from mcp import Client, types
 from mcp.client.extension import ClientExtension
 from mcp.client.session import MessageHandlerFnT
@@ -22,6 +26,7 @@ from starlette.applications import Starlette
 from server.config import Settings
 from server.mcp.auth import build_token_verifier
 from server.mcp.http import Transport, build_http_app
+from server.mcp.http_server import uvicorn_config
 
 Mode = Literal["legacy", "auto", "2026-07-28"]
 
@@ -50,7 +55,7 @@ async def running(
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)  # connections queue until uvicorn accepts them: no readiness polling needed
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=1)
+    config = uvicorn_config(app, settings, timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     with sock:
         async with anyio.create_task_group() as tg:
@@ -59,6 +64,32 @@ async def running(
                 yield f"http://127.0.0.1:{port}"
             finally:
                 server.should_exit = True
+
+
+@asynccontextmanager
+async def served(
+    env: dict[str, str], *, until: str = "memory-router ready on http://", fd_limit: int | None = None
+) -> AsyncIterator[tuple[str, str]]:
+    """`memory-router serve --transport http --port 0` in a subprocess (environment: this one without
+    MEMORY_ROUTER_* variables, plus `env`; at most `fd_limit` open files); yields its base URL and its
+    stderr up to the first line containing `until`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MEMORY_ROUTER_")}
+    command = [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", "0"]
+    if fd_limit is not None:
+        command = ["sh", "-c", f'ulimit -n {fd_limit} && exec "$@"', "sh", *command]
+    async with await anyio.open_process(command, env={**clean, **env}) as server:
+        assert server.stderr is not None
+        log = ""
+        async for chunk in TextReceiveStream(server.stderr):
+            log += chunk
+            if until in log and log.endswith("\n"):
+                break
+        port = re.search(r"memory-router ready on http://127\.0\.0\.1:(\d+)/mcp", log)
+        assert port is not None, log
+        try:
+            yield f"http://127.0.0.1:{port[1]}", log
+        finally:
+            server.terminate()
 
 
 @asynccontextmanager

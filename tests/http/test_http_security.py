@@ -13,14 +13,14 @@ import httpx
 import jwt
 import pytest
 from http_helpers import INITIALIZE, MCP_HEADERS, connect, memory, running
-from mcp_helpers import text_of
+from mcp_helpers import read_json, text_of
 from pydantic import SecretStr
 
 from server.cli import main
 from server.config import Settings
 from server.errors import ConfigError
 from server.mcp.auth import TokensFile
-from server.mcp.http import serve_http
+from server.mcp.http import build_http_app, serve_http
 
 
 async def post(base: str, body: object = INITIALIZE, **headers: str) -> httpx.Response:
@@ -49,6 +49,28 @@ async def test_loopback_origins_and_hosts_are_accepted(base: str) -> None:
     port = base.rsplit(":", 1)[1]
     response = await post(base, Host=f"localhost:{port}", Origin=f"http://localhost:{port}")
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:1@evil.com", "localhost:80.evil.com", "127.0.0.1:*", "[::1]:1/x"]
+)
+async def test_a_host_that_only_starts_like_loopback_is_refused(base: str, host: str) -> None:
+    response = await post(base, Host=host)
+    assert response.status_code == 421
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://127.0.0.1:1@evil.com", "http://localhost:80.evil.com", "http://localhost:8765/x"]
+)
+async def test_an_origin_that_only_starts_like_loopback_is_refused(base: str, origin: str) -> None:
+    response = await post(base, Origin=origin)
+    assert response.status_code == 403
+
+
+async def test_a_malformed_allowed_host_is_refused_at_start_naming_the_variable(settings: Settings) -> None:
+    bad = settings.model_copy(update={"allowed_hosts": "mcp.example.com/path"})
+    with pytest.raises(ConfigError, match=r"MEMORY_ROUTER_ALLOWED_HOSTS: 'mcp\.example\.com/path'"):
+        build_http_app(bad)
 
 
 async def test_configured_extra_hosts_and_origins_are_accepted(settings: Settings) -> None:
@@ -197,6 +219,44 @@ def run_cli(args: list[str]) -> object:
     thread.start()
     thread.join()
     return codes[0]
+
+
+async def test_a_jwt_subject_is_never_the_token_file_user_of_the_same_name(
+    auth_settings: Settings, tokens: dict[str, str]
+) -> None:
+    secret = "s" * 32
+    both = auth_settings.model_copy(
+        update={
+            "jwt_issuer": "https://idp.example",
+            "jwt_audience": "memory-router",
+            "jwt_secret": SecretStr(secret),
+        }
+    )
+    claims = {
+        "iss": "https://idp.example",
+        "aud": "memory-router",
+        "sub": "alice",
+        "exp": int(time.time()) + 60,
+    }
+    alice_jwt = jwt.encode(claims, secret, algorithm="HS256")
+    with anyio.fail_after(10):
+        async with (
+            running(both) as url,
+            connect(url, token=tokens["alice"]) as alice,
+            connect(url, token=alice_jwt) as jwt_alice,
+        ):
+            await memory(alice, "record", "user", "diary", value="token-file alice's")
+            seen_by_jwt = await read_json(jwt_alice, "memory://user")
+            await memory(jwt_alice, "record", "user", "diary", value="jwt alice's")
+            alices = await read_json(alice, "memory://user")
+    assert seen_by_jwt == []
+    assert [m["content"] for m in alices] == ["token-file alice's"]
+
+
+@pytest.mark.parametrize("name", ["jwt:alice", "a:b"])
+def test_a_token_file_user_name_with_a_colon_is_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match="without spaces, `:`"):
+        TokensFile(tmp_path / "tokens").add(name)
 
 
 def test_token_add_prints_the_token_once_and_stores_only_its_hash(

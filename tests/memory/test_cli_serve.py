@@ -77,7 +77,7 @@ async def test_serve_over_http_says_where_it_listens_once_ready(store_dir: Path)
     with anyio.fail_after(60):
         process = await anyio.open_process(
             [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", str(port)],
-            env=server_env(store_dir),
+            env={**server_env(store_dir), "MEMORY_ROUTER_ALLOW_UNAUTHENTICATED": "1"},
         )
         async with process:
             assert process.stderr is not None
