@@ -17,9 +17,9 @@ For each size (stored memories, default 0, 10k and 100k) it measures, for both s
 
 Seeding is not measured. The official server's store is one JSON-lines file (`MEMORY_FILE_PATH`), written
 here directly in its format (`{"type": "entity", "name", "entityType", "observations"}` per line, joined
-by newlines, as its `saveGraph` writes it). memory-router's store is seeded in process in batches of
-`SEED_BATCH` records per transaction (`bulk_restore` below); `memory-router memory import` restores one
-record per durable transaction (about 2.8 ms each here, so 100k would take ~5 minutes).
+by newlines, as its `saveGraph` writes it). memory-router's store is seeded in process through the
+store's bulk import, `restore_many` (what `memory-router memory import` uses), `SEED_CHUNK` records
+per call.
 
 The Node server is launched as `node <its bin>`, resolved once through `npx -y` (which installs it from
 the npm registry when missing): spawning through npx costs seconds of npx's own work per start, which is
@@ -53,14 +53,12 @@ import anyio
 from mcp import Client, StdioServerParameters
 
 from server.config import Settings
-from server.memory.lock import StoreLock
-from server.memory.storage import Owner, Scope
-from server.memory.store import open_engine
-from server.memory.surreal import KEYED, RANK_BASE, _id, _micros  # pyright: ignore[reportPrivateUsage]
+from server.memory.storage import MemoryRecord, Owner, Scope
+from server.memory.store import open_store
 
 USER = "bench-user"
 OFFICIAL_PACKAGE = "@modelcontextprotocol/server-memory"
-SEED_BATCH = 2000
+SEED_CHUNK = 10_000
 SEED_EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -70,67 +68,31 @@ def fact(i: int) -> str:
 
 # ---- seeding -------------------------------------------------------------------------------------
 
-# The prototype of a bulk import path (to become `SurrealMemoryStore.restore_many` in server/memory/):
-# one transaction per batch, same layout and counter as `_PUT`, user scope only, new keys counted once.
-_BULK_RESTORE = """
-BEGIN TRANSACTION;
-LET $fresh = array::len($rows) - array::len((SELECT VALUE id FROM $rows.rid));
-IF ((SELECT VALUE n FROM ONLY $counter) ?? 0) + $fresh > $max { THROW 'memory-router:limit'; };
-FOR $r IN $rows {
-    LET $old = SELECT ordered FROM ONLY $r.rid;
-    IF $old != NONE { DELETE $old.ordered; };
-    UPSERT $r.order CONTENT {
-        key: $r.key, content: $r.content, created_at: $r.at, updated_at: $r.at
-    } RETURN NONE;
-    UPSERT $r.rid CONTENT {
-        user: $uid, scope: 'user', session: '', key: $r.key, content: $r.content,
-        created_at: $r.at, updated_at: $r.at, ordered: $r.order
-    } RETURN NONE;
-};
-UPSERT $counter SET n = (n ?? 0) + $fresh RETURN NONE;
-COMMIT TRANSACTION;
-"""
 
-
-async def bulk_restore(store_dir: Path, start: int, stop: int) -> None:
-    """Keyed user memories `seed-<start>` .. `seed-<stop - 1>`, oldest first, in batched transactions."""
+async def seed_router(store_dir: Path, start: int, stop: int) -> None:
+    """Keyed user memories `seed-<start>` .. `seed-<stop - 1>`, oldest first, through the store's bulk
+    import (`restore_many`: one durable transaction per few thousand records)."""
     settings = Settings(store=f"surrealkv://{store_dir}", user=USER, max_memories=10_000_000)
-    lock = StoreLock(store_dir)
-    lock.acquire()
-    try:
-        async with open_engine(settings, settings.store) as store:
-            db: Any = store._db  # pyright: ignore[reportPrivateUsage]
-            for first in range(start, stop, SEED_BATCH):
-                rows = []
-                for i in range(first, min(stop, first + SEED_BATCH)):
-                    at = SEED_EPOCH + timedelta(milliseconds=i)
-                    name = f"seed-{i}"
-                    rows.append(
-                        {
-                            "rid": _id("memory", USER, "user", "", KEYED, name),
-                            "order": _id(
-                                "memory_order", USER, "user", "", RANK_BASE - _micros(at), KEYED, name
-                            ),
-                            "key": name,
-                            "content": fact(i),
-                            "at": at,
-                        }
+    owner = Owner(USER, "seed")
+    async with open_store(settings) as store:
+        for first in range(start, stop, SEED_CHUNK):
+            records = []
+            for i in range(first, min(stop, first + SEED_CHUNK)):
+                at = SEED_EPOCH + timedelta(milliseconds=i)
+                records.append(
+                    MemoryRecord(
+                        handle=f"seed-{i}",
+                        scope=Scope.USER,
+                        key=f"seed-{i}",
+                        content=fact(i),
+                        created_at=at,
+                        updated_at=at,
                     )
-                params = {
-                    "rows": rows,
-                    "counter": _id("memory_count", USER, "user", ""),
-                    "max": settings.max_memories,
-                    "uid": USER,
-                }
-                response = await db.query_raw(_BULK_RESTORE, params)
-                failed = [s for s in response.get("result") or [] if s.get("status") == "ERR"]
-                if response.get("error") is not None or failed:
-                    raise SystemExit(f"seeding memory-router failed: {response.get('error') or failed[0]}")
-            stored = await store.count(Owner(USER, "seed"), Scope.USER)
-            if stored < stop:
-                raise SystemExit(f"seeding memory-router left {stored} memories, expected {stop}")
-    finally:
-        lock.release()
+                )
+            await store.restore_many(owner, Scope.USER, records)
+        stored = await store.count(owner, Scope.USER)
+    if stored < stop:
+        raise SystemExit(f"seeding memory-router left {stored} memories, expected {stop}")
 
 
 def official_seed(memory_file: Path, start: int, stop: int) -> None:
@@ -326,7 +288,7 @@ async def run(args: argparse.Namespace) -> None:
         for round_number, size in enumerate(sorted(args.sizes)):
             if size > seeded:
                 started = time.perf_counter()
-                await bulk_restore(store_dir, seeded, size)
+                await seed_router(store_dir, seeded, size)
                 took = time.perf_counter() - started
                 started = time.perf_counter()
                 if entry is not None:
