@@ -46,6 +46,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, Settings
 from server.errors import ConfigError
 from server.mcp.auth import build_token_verifier
+from server.mcp.quick_json import QuickJsonAnswers
 from server.mcp.sdk import lowlevel_server
 from server.mcp.server import build_server
 from server.mcp.state import AppState
@@ -227,6 +228,8 @@ def build_http_app(
             Middleware(RequireBearer),
             Middleware(AuthContextMiddleware),
         ]
+    if transport == "http":  # innermost: after every check above
+        middleware.append(Middleware(QuickJsonAnswers, manager=mcp.session_manager, path=MCP_PATH))
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
