@@ -105,6 +105,16 @@ class Settings(BaseSettings):
     ollama_host: str = Field(default="http://127.0.0.1:11434", validation_alias="OLLAMA_HOST")
     ollama_api_key: SecretStr | None = Field(default=None, validation_alias="OLLAMA_API_KEY")
 
+    # MCP tasks: route_completion run in the background and polled (see the README)
+    tasks: bool = True
+    """Kill switch: off advertises no task support and answers every call synchronously."""
+    task_ttl_seconds: float = Field(default=3600.0, gt=0, le=24 * 3600)
+    """How long a task and its result are kept; a task still running then is stopped and failed."""
+    max_running_tasks: int = Field(default=4, ge=1)
+    """Running tasks per user."""
+    task_poll_ms: int = Field(default=1500, ge=1)
+    """The poll interval suggested to clients; a task's status message changes at most this often."""
+
     # HTTP transports
     tokens_file: Path | None = None
     allowed_hosts: str = ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from mcp.server.mcpserver import MCPServer
@@ -26,7 +26,11 @@ from server.mcp.resources import add_key_completion, add_memory_resources
 from server.mcp.route_tool import add_route_completion_tool
 from server.mcp.state import AppState, current_user
 from server.mcp.subscriptions import LegacySubscriptions, UserScopedBus
+from server.mcp.tasks.extension import TasksExtension
+from server.mcp.tasks.legacy import legacy_tasks
+from server.mcp.tasks.runner import open_task_runner
 from server.memory.storage import Owner, Scope
+from server.memory.task_storage import task_storage
 from server.memory.tool import MEMORY_TOOL_NAME
 from server.runtime import open_runtime
 
@@ -44,7 +48,13 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with open_runtime(settings, http_client=http_client) as runtime:
+        async with AsyncExitStack() as stack:
+            runtime = await stack.enter_async_context(open_runtime(settings, http_client=http_client))
+            tasks = None
+            if settings.tasks:
+                tasks = await stack.enter_async_context(
+                    open_task_runner(task_storage(runtime.store), settings)
+                )
             legacy_subscriptions = LegacySubscriptions()
 
             async def notify(owner: Owner, scope: Scope, key: str | None) -> None:
@@ -52,7 +62,7 @@ def build_server(
                 await legacy_subscriptions.notify(owner, scope, key)
 
             runtime.memory.listeners.append(notify)
-            yield AppState(runtime, process_session, legacy_subscriptions, bus)
+            yield AppState(runtime, process_session, legacy_subscriptions, bus, tasks)
 
     mcp: MCPServer[AppState] = MCPServer(
         "memory-router",
@@ -60,6 +70,7 @@ def build_server(
         instructions=GUIDE,
         lifespan=lifespan,
         subscriptions=bus,
+        extensions=[TasksExtension()] if settings.tasks else [],
     )
     add_memory_tool(mcp)
     add_recall_tool(mcp)
@@ -75,4 +86,6 @@ def build_server(
         ToolArgumentCheck({MEMORY_TOOL_NAME: MemoryToolArguments, RECALL_TOOL_NAME: RecallArguments})
     )
     mcp.middleware.append(ConnectionInstructions())
+    if settings.tasks:  # after the rate limit: creating a task spends a tool call
+        mcp.middleware.append(legacy_tasks)
     return mcp

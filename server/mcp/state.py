@@ -13,6 +13,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from server.config import Settings
 from server.errors import MemoryInputError
 from server.mcp.subscriptions import LegacySubscriptions, UserScopedBus
+from server.mcp.tasks.runner import TaskRunner
 from server.memory.storage import Owner
 from server.runtime import Runtime
 
@@ -25,6 +26,8 @@ class AppState:
     process_session: str
     legacy_subscriptions: LegacySubscriptions
     bus: UserScopedBus
+    tasks: TaskRunner | None = None
+    """None when tasks are off (MEMORY_ROUTER_TASKS)."""
 
 
 def current_user(settings: Settings) -> str:

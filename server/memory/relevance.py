@@ -12,6 +12,8 @@ stemmed (Snowball), so "Dogs" finds "dog"; words of other scripts match as exact
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import math
 import re
 import unicodedata
@@ -172,8 +174,8 @@ _STEMMER = snowballstemmer.stemmer("english")
 
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
-    if not word.isascii():
-        return word
+    if not (word.isascii() and word.isalpha()):
+        return word  # other scripts, numbers and codes match as they are (and stemming is the cost)
     stem: str = _STEMMER.stemWord(word)
     return stem
 
@@ -238,7 +240,7 @@ class RelevanceIndex:
         self._total_length -= self._lengths[slot]
         for term in self._terms.pop(slot):
             slots, frequencies = self._postings[term], self._frequencies[term]
-            i = slots.index(slot)
+            i = bisect.bisect_left(slots, slot)  # slots are ascending; index() compared each one in Python
             del slots[i], frequencies[i]
             if not slots:
                 del self._postings[term], self._frequencies[term]
@@ -248,18 +250,20 @@ class RelevanceIndex:
         n = len(self._slot_of)
         if n == 0 or limit <= 0:
             return []
-        average = self._total_length / n or 1.0
+        # BM25: idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average)), constants hoisted.
+        base, per_length = _K1 * (1.0 - _B), _K1 * _B / (self._total_length / n or 1.0)
+        lengths = self._lengths
         scores: dict[int, float] = {}
+        score_of = scores.get
+        newest = slice(-MAX_POSTINGS_SCORED, None)  # slots grow with time
         for term in terms:
             slots = self._postings.get(term)
             if slots is None:
                 continue
             df = len(slots)
-            idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-            lengths = self._lengths
-            newest = slice(-MAX_POSTINGS_SCORED, None)  # slots grow with time
+            weight = math.log(1.0 + (n - df + 0.5) / (df + 0.5)) * (_K1 + 1.0)
             for slot, tf in zip(slots[newest], self._frequencies[term][newest], strict=True):
-                norm = tf + _K1 * (1.0 - _B + _B * lengths[slot] / average)
-                scores[slot] = scores.get(slot, 0.0) + idf * tf * (_K1 + 1.0) / norm
-        best = sorted(scores.items(), key=lambda item: (-item[1], -item[0]))[:limit]
-        return [(handle, score) for slot, score in best if (handle := self._slots[slot]) is not None]
+                scores[slot] = score_of(slot, 0.0) + weight * tf / (tf + base + per_length * lengths[slot])
+        # Best score first, the newer fact (higher slot) first among equals.
+        best = heapq.nlargest(limit, zip(scores.values(), scores.keys(), strict=True))
+        return [(handle, score) for score, slot in best if (handle := self._slots[slot]) is not None]

@@ -33,6 +33,28 @@ class Owner:
     session: str
 
 
+class Via(StrEnum):
+    """The path a memory came in by."""
+
+    TOOL = "tool"
+    ROUTE_COMPLETION = "route_completion"
+    CLI = "cli"
+    IMPORT = "import"
+
+
+class Source(BaseModel):
+    """Where a memory came from; kept with it, replaced when it is recorded again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    via: Via
+    client: str | None = None
+    """The MCP client's "name/version", when the connection said."""
+    session: str | None = None
+    model: str | None = None
+    """"provider/model" of the completion that asked to record it (`route_completion` only)."""
+
+
 class MemoryRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -43,6 +65,8 @@ class MemoryRecord(BaseModel):
     content: str
     created_at: datetime
     updated_at: datetime
+    source: Source | None = None
+    """None for memories recorded before provenance was kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +96,7 @@ def check_value(content: str, limits: MemoryLimits) -> None:
         )
 
 
-class MemoryStorage(Protocol):
+class RecordStorage(Protocol):
     """What every memory backend offers. All methods are owner-checked: a handle or key of another
     user or session behaves exactly like one that never existed.
 
@@ -82,9 +106,15 @@ class MemoryStorage(Protocol):
     """
 
     async def put(
-        self, owner: Owner, scope: Scope, content: str, key: str | None = None, request_id: str | None = None
+        self,
+        owner: Owner,
+        scope: Scope,
+        content: str,
+        key: str | None = None,
+        request_id: str | None = None,
+        source: Source | None = None,
     ) -> MemoryRecord:
-        """Record `content`; with a key, replace whatever was under it. Validates limits.
+        """Record `content` (from `source`); with a key, replace whatever was under it. Validates limits.
 
         `request_id` makes a keyless put idempotent: repeated with the same id, it lands on the same
         entry (same handle, same `created_at`) instead of adding another. Ignored with a key.
@@ -111,7 +141,7 @@ class MemoryStorage(Protocol):
 
     async def restore(self, owner: Owner, scope: Scope, record: MemoryRecord) -> MemoryRecord:
         """Idempotent import: keyed records upsert on their key, keyless ones on their handle;
-        timestamps are kept."""
+        timestamps and source are kept."""
         ...
 
     async def restore_many(self, owner: Owner, scope: Scope, records: Sequence[MemoryRecord]) -> int:
@@ -120,3 +150,14 @@ class MemoryStorage(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class MemoryStorage(RecordStorage, Protocol):
+    """What the server uses: a backend's records, and the facts most relevant to a text."""
+
+    async def search(
+        self, owner: Owner, scope: Scope, query: str, limit: int
+    ) -> Sequence[tuple[MemoryRecord, float]]:
+        """The `limit` facts of this owner and scope most relevant to `query`, best first, with
+        their scores; only facts sharing a term with it. Other owners' facts never weigh in."""
+        ...

@@ -13,10 +13,12 @@ from surrealdb import AsyncSurreal
 
 from server.config import Settings
 from server.errors import ConfigError, StoreError
+from server.memory.cached import CachedStorage
 from server.memory.sharing import open_shared
 from server.memory.sharing.lock import store_refused
 from server.memory.storage import MemoryLimits, MemoryStorage, WallClock, utc_now
 from server.memory.surreal import SDK_ERRORS, SurrealMemoryStore, translated_errors
+from server.memory.surreal.task_store import SurrealTaskStore
 
 EMBEDDED_SCHEMES = ("surrealkv", "mem", "memory")
 REMOTE_SCHEMES = ("ws", "wss", "http", "https")
@@ -63,11 +65,11 @@ async def open_store(settings: Settings, *, clock: WallClock = utc_now) -> Async
 
     An embedded store on disk is shared by every memory-router process that opens it (`sharing/`):
     the one holding its lock opens the engine and serves the others, and when it exits another takes
-    over. On exit this process's part is closed, and the lock released if it held it.
+    over. The process with the engine keeps indexes and lists in memory in front of it (`cached.py`). On exit this process's part is closed, and the lock released if it held it.
     """
     path = embedded_path(settings.store)
     if path is None:
-        async with open_engine(settings, settings.store, clock=clock) as store:
+        async with open_cached(settings, settings.store, clock=clock) as store:
             yield store
         return
     path = path.resolve()
@@ -76,8 +78,23 @@ async def open_store(settings: Settings, *, clock: WallClock = utc_now) -> Async
     except PermissionError as e:
         raise store_refused(path, e) from e
     url = f"surrealkv://{path}"
-    async with open_shared(path, lambda: open_engine(settings, url, clock=clock)) as shared:
+    async with open_shared(path, lambda: open_cached(settings, url, clock=clock)) as shared:
         yield shared
+
+
+@asynccontextmanager
+async def open_cached(
+    settings: Settings, url: str, *, clock: WallClock = utc_now
+) -> AsyncIterator[CachedStorage]:
+    """The engine at `url` behind the in-memory cache that search and the preamble read from."""
+    async with open_engine(settings, url, clock=clock) as engine:
+        yield CachedStorage(
+            engine,
+            exclusive=urlsplit(url).scheme in EMBEDDED_SCHEMES,
+            session_ttl=engine.session_ttl,
+            recheck=engine.touch_interval,
+            clock=clock,
+        )
 
 
 @asynccontextmanager
@@ -118,6 +135,7 @@ async def open_engine(
         with translated_errors(f"selecting namespace {settings.store_namespace!r}"):
             await db.use(settings.store_namespace, settings.store_database)
         await store.define_schema()
+        await SurrealTaskStore(db).define_schema()
         await store.sweep_expired_sessions()
         if path is not None:
             await store.repair_counters()

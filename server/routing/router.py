@@ -53,6 +53,8 @@ MEMORY_TOOL = ToolSpec(
 )
 
 TextSink = Callable[[str], Awaitable[None]]
+StatusSink = Callable[[str], Awaitable[None]]
+"""Told, in a sentence, what the route is doing: which model it waits for, a fallback, a memory op."""
 
 
 class RouteRequest(BaseModel):
@@ -182,6 +184,10 @@ def _history_turn(target: Target, response: CompletionResponse) -> Message:
         ) from None
 
 
+async def _ignore(_: str) -> None:
+    return None
+
+
 class Router:
     """Routes completions. One per server; providers are built once and share one HTTP client."""
 
@@ -203,21 +209,26 @@ class Router:
         return self.providers.adapter(name)
 
     async def route(
-        self, request: RouteRequest, owner: Owner, on_text: TextSink | None = None
+        self,
+        request: RouteRequest,
+        owner: Owner,
+        on_text: TextSink | None = None,
+        on_status: StatusSink | None = None,
     ) -> RouteResult:
         prepared = await self._prepare(request, owner)
         chain = _FallbackChain(prepared.chain, on_text)
+        status_sink = on_status or _ignore
         produced: list[Message] = []
         ops: list[MemoryOpResult] = []
         usage = Usage()
         # At least one round, so a limit of 0 still reports the model's memory calls as too many.
         rounds = max(1, self.settings.max_internal_rounds)
         for _ in range(rounds):
-            target, response = await self._complete_with_fallback(prepared, produced, chain)
+            target, response = await self._complete_with_fallback(prepared, produced, chain, status_sink)
             usage = usage + response.usage
             produced.append(_history_turn(target, response))
             internal, host = prepared.split_calls(response.tool_calls)
-            ops.extend(await self._run_memory_calls(owner, internal, produced))
+            ops.extend(await self._run_memory_calls(owner, internal, produced, status_sink))
             if host or not internal:
                 return RouteResult(
                     status="tool_calls" if host else "completed",
@@ -250,21 +261,28 @@ class Router:
         return PreparedRoute(request, chain, system, [*request.tools, MEMORY_TOOL])
 
     async def _complete_with_fallback(
-        self, prepared: PreparedRoute, produced: list[Message], chain: _FallbackChain
+        self,
+        prepared: PreparedRoute,
+        produced: list[Message],
+        chain: _FallbackChain,
+        on_status: StatusSink,
     ) -> tuple[Target, CompletionResponse]:
         """One model answer, from the current target or, after retryable failures, a later one."""
+        status = f"Waiting for {chain.current}"
         while True:
             target = chain.current
+            await on_status(status)
             try:
                 response = await self._call(target, prepared.request_for(target, produced), chain.sink)
             except ProviderError as error:
                 if not chain.fall_back(error):
                     raise
+                status = f"{target} failed ({error.category.value}); waiting for the fallback {chain.current}"
             else:
                 return target, response
 
     async def _run_memory_calls(
-        self, owner: Owner, calls: list[ToolCall], produced: list[Message]
+        self, owner: Owner, calls: list[ToolCall], produced: list[Message], on_status: StatusSink
     ) -> list[MemoryOpResult]:
         """Apply the model's memory calls in order, appending each reply to `produced`."""
         ops: list[MemoryOpResult] = []
@@ -273,6 +291,7 @@ class Router:
             produced.append(reply)
             if op is not None:
                 ops.append(op)
+                await on_status(f"The model used its memory tool: {op.text}")
         return ops
 
     async def _call(

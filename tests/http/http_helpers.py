@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import socket
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Literal
 
 import anyio
 import uvicorn
 from mcp import Client, types
+from mcp.client.extension import ClientExtension
 from mcp.client.session import MessageHandlerFnT
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
@@ -68,6 +69,7 @@ async def connect(
     transport: Transport = "http",
     mode: Mode = "legacy",
     message_handler: MessageHandlerFnT | None = None,
+    extensions: Sequence[ClientExtension] = (),
 ) -> AsyncIterator[Client]:
     """An SDK client; `mode="legacy"` handshakes (MCP session), `"2026-07-28"` is sessionless,
     `"auto"` discovers (`server/discover`) and then is sessionless too."""
@@ -76,10 +78,11 @@ async def connect(
         if transport == "http":
             http = await stack.enter_async_context(create_mcp_http_client(headers=headers))
             stream = streamable_http_client(f"{base}/mcp", http_client=http)
-            client = Client(stream, mode=mode, cache=None, message_handler=message_handler)
         else:
             stream = sse_client(f"{base}/sse", headers=headers)
-            client = Client(stream, mode=mode, cache=None, message_handler=message_handler)
+        client = Client(
+            stream, mode=mode, cache=None, message_handler=message_handler, extensions=list(extensions)
+        )
         yield await stack.enter_async_context(client)
 
 

@@ -202,10 +202,12 @@ async def test_a_peers_keyless_put_sent_twice_is_stored_once(store_dir: Path) ->
             "content": "said once",
             "key": None,
             "request_id": "5f0c",
+            "source": {"via": "tool", "client": "host/1.0"},
         }
         first = await answer(store, request)
         again = await answer(store, request)
         assert again["handle"] == first["handle"] and again["created_at"] == first["created_at"]
+        assert again["source"] == {"via": "tool", "client": "host/1.0", "session": None, "model": None}
         assert await store.count(ALICE, Scope.USER) == 1
 
 

@@ -12,7 +12,7 @@ from fake_clock import FakeWallClock
 from server.config import Settings
 from server.errors import MemoryInputError
 from server.memory.storage import MemoryRecord, Owner, Scope
-from server.memory.store import open_store
+from server.memory.store import open_engine, open_store
 from server.memory.surreal import SurrealMemoryStore
 from server.memory.surreal.ids import decode_handle, encode_handle
 from server.memory.surreal.store import LIST_PAGE
@@ -53,7 +53,7 @@ def clock() -> FakeWallClock:
 
 @pytest.fixture
 async def store(clock: FakeWallClock) -> AsyncIterator[SurrealMemoryStore]:
-    async with open_store(Settings(store="mem://", max_memories=20), clock=clock) as opened:
+    async with open_engine(Settings(store="mem://", max_memories=20), "mem://", clock=clock) as opened:
         yield opened
 
 
@@ -348,3 +348,24 @@ async def test_nul_in_keys_and_values_is_refused_clearly(
     with pytest.raises(MemoryInputError, match="NUL"):
         await store.put(ALICE, Scope.USER, value, key=key)
     assert await store.count(ALICE, Scope.USER) == 0
+
+
+async def test_restore_many_upserts_in_batches_and_refuses_a_batch_over_the_limit(
+    store: SurrealMemoryStore, clock: FakeWallClock
+) -> None:
+    at = clock.now
+    records = [
+        MemoryRecord(
+            handle=f"h{i}", scope=Scope.USER, key=f"k{i}", content=f"v{i}", created_at=at, updated_at=at
+        )
+        for i in range(25)
+    ]
+    assert await store.restore_many(ALICE, Scope.USER, records[:15], batch=4) == 15
+    assert await store.restore_many(ALICE, Scope.USER, records[:15], batch=4) == 15  # again: no new entries
+    assert await store.count(ALICE, Scope.USER) == 15
+
+    with pytest.raises(MemoryInputError, match="MEMORY_ROUTER_MAX_MEMORIES"):
+        await store.restore_many(ALICE, Scope.USER, records[15:], batch=10)  # limit is 20
+
+    assert await store.count(ALICE, Scope.USER) == 15
+    assert len(await store.list(ALICE, Scope.USER)) == 15

@@ -10,7 +10,7 @@ from fake_clock import FakeWallClock
 
 from server.config import Settings
 from server.memory.storage import MemoryRecord, Owner, Scope
-from server.memory.store import open_store
+from server.memory.store import open_engine
 from server.memory.surreal import SurrealMemoryStore
 
 TTL = 3600.0
@@ -25,7 +25,8 @@ def clock() -> FakeWallClock:
 
 @pytest.fixture
 async def store(clock: FakeWallClock) -> AsyncIterator[SurrealMemoryStore]:
-    async with open_store(Settings(store="mem://", session_ttl_seconds=TTL), clock=clock) as opened:
+    settings = Settings(store="mem://", session_ttl_seconds=TTL)
+    async with open_engine(settings, "mem://", clock=clock) as opened:
         yield opened
 
 

@@ -7,8 +7,9 @@
     POST /api/chat                                     Ollama (JSON, or NDJSON; streams by default)
 
 Every request takes the next `Turn` of one shared script, whatever its format, and is rendered in
-that format: text and/or tool calls, an error status with that provider's error body, or a hang
-(the first chunk of a stream, then nothing until the client disconnects, which is recorded). Gemini
+that format: text and/or tool calls, an error status with that provider's error body, a hang
+(the first chunk of a stream, then nothing until the client disconnects, which is recorded), or a
+gated answer (half of it, then the rest once the test sets `fake.release`). Gemini
 calls carry a `thoughtSignature` and no id, as Gemini 2.x sends them. Every request is recorded.
 
 Serve it in the current event loop with `async with FakeLLM().serving() as fake:`. For benchmarks,
@@ -48,12 +49,14 @@ class Call:
 
 @dataclass(frozen=True)
 class Turn:
-    """One model answer; `error` is (HTTP status, message); `hang` streams one chunk and waits."""
+    """One model answer; `error` is (HTTP status, message); `hang` streams one chunk and waits;
+    `gated` streams half its chunks and the rest once `fake.release` is set."""
 
     text: str = ""
     calls: tuple[Call, ...] = ()
     error: tuple[int, str] | None = None
     hang: bool = False
+    gated: bool = False
     usage: tuple[int, int] = (11, 7)
 
     @classmethod
@@ -547,6 +550,28 @@ class HangResponse(Response):
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
+class GatedResponse(Response):
+    """Sends the first half of an answer's chunks, records that it is waiting (`fake.gated`), and
+    sends the rest once the test sets `fake.release`."""
+
+    def __init__(self, fake: FakeLLM, chunks: list[bytes], media_type: str) -> None:
+        super().__init__(media_type=media_type)
+        self.fake = fake
+        self.chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", self.media_type.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        half = len(self.chunks) // 2
+        for chunk in self.chunks[:half]:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        self.fake.gated.set()
+        await self.fake.release.wait()
+        for chunk in self.chunks[half:]:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 class FakeLLM:
     def __init__(self, default: Turn | None = None) -> None:
         self.turns: list[Turn] = []
@@ -576,6 +601,8 @@ class FakeLLM:
         self.hung = anyio.Event()
         self.keep_alive = anyio.Event()
         self.disconnected = anyio.Event()
+        self.gated = anyio.Event()
+        self.release = anyio.Event()
 
     def script(self, *turns: Turn) -> None:
         self.turns.extend(turns)
@@ -604,6 +631,12 @@ class FakeLLM:
             if turn.error is not None:
                 status, message = turn.error
                 return JSONResponse(form.error(status, message), status_code=status)
+            if turn.gated:
+                if streamed:
+                    return GatedResponse(self, form.stream(turn, model), form.media_type)
+                return GatedResponse(
+                    self, [b"", json.dumps(form.complete(turn, model)).encode()], "application/json"
+                )
             if turn.hang:
                 first = form.stream(Turn(text=turn.text), model)[0] if streamed else None
                 return HangResponse(self, first, form.media_type)

@@ -20,9 +20,11 @@ from server.memory.sharing.wire import (
     PROTOCOL_VERSION,
     MalformedMessage,
     error_reply,
+    hits_out,
     receive_message,
     record_out,
     send_message,
+    source_in,
 )
 from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
 
@@ -52,7 +54,10 @@ async def answer(store: MemoryStorage, request: dict[str, Any]) -> Any:
     match request["op"]:
         case "put":
             content, key, request_id = request["content"], request["key"], request["request_id"]
-            return record_out(await store.put(owner, scope, content, key=key, request_id=request_id))
+            source = source_in(request["source"])
+            return record_out(
+                await store.put(owner, scope, content, key=key, request_id=request_id, source=source)
+            )
         case "get":
             return record_out(await store.get(owner, scope, request["key"]))
         case "list":
@@ -63,6 +68,8 @@ async def answer(store: MemoryStorage, request: dict[str, Any]) -> Any:
             return record_out(await store.forget(owner, scope, request["handle"]))
         case "forget_key":
             return record_out(await store.forget_key(owner, scope, request["key"]))
+        case "search":
+            return hits_out(await store.search(owner, scope, str(request["query"]), int(request["limit"])))
         case "restore":
             record = MemoryRecord.model_validate(request["record"])
             return record_out(await store.restore(owner, scope, record))

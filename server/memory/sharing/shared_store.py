@@ -18,8 +18,8 @@ from server.memory.sharing.lock import StoreLock, holder_pid, store_locked
 from server.memory.sharing.owner import serve
 from server.memory.sharing.paths import claim_socket_path, release_socket_path, run_dir_for
 from server.memory.sharing.peer import OwnerGone, OwnerLink, OwnerSilent
-from server.memory.sharing.wire import record_in, records_in, unwrap
-from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
+from server.memory.sharing.wire import hits_in, record_in, records_in, source_out, unwrap
+from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope, Source
 
 logger = logging.getLogger(__name__)
 
@@ -68,20 +68,37 @@ class SharedStore:
     def is_owner(self) -> bool:
         return self._local is not None
 
+    @property
+    def engine(self) -> MemoryStorage | None:
+        """The engine when this process owns the store, else None."""
+        return self._local
+
     # -- MemoryStorage -------------------------------------------------------------------------
 
     async def put(
-        self, owner: Owner, scope: Scope, content: str, key: str | None = None, request_id: str | None = None
+        self,
+        owner: Owner,
+        scope: Scope,
+        content: str,
+        key: str | None = None,
+        request_id: str | None = None,
+        source: Source | None = None,
     ) -> MemoryRecord:
         if key is None and request_id is None:
             request_id = uuid.uuid4().hex  # the retry after a takeover must land on the same entry
-        request = {"op": "put", "content": content, "key": key, "request_id": request_id}
+        request = {
+            "op": "put",
+            "content": content,
+            "key": key,
+            "request_id": request_id,
+            "source": source_out(source),
+        }
         return _present(
             await self._call(
                 owner,
                 scope,
                 request,
-                lambda s: s.put(owner, scope, content, key=key, request_id=request_id),
+                lambda s: s.put(owner, scope, content, key=key, request_id=request_id, source=source),
                 record_in,
             )
         )
@@ -98,6 +115,14 @@ class SharedStore:
 
     async def count(self, owner: Owner, scope: Scope) -> int:
         return await self._call(owner, scope, {"op": "count"}, lambda s: s.count(owner, scope), int)
+
+    async def search(
+        self, owner: Owner, scope: Scope, query: str, limit: int
+    ) -> Sequence[tuple[MemoryRecord, float]]:
+        request = {"op": "search", "query": query, "limit": limit}
+        return await self._call(
+            owner, scope, request, lambda s: s.search(owner, scope, query, limit), hits_in
+        )
 
     async def forget(self, owner: Owner, scope: Scope, handle: str) -> MemoryRecord | None:
         request = {"op": "forget", "handle": handle}

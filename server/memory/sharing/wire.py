@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
 from typing import Any, Final
 
 import anyio
@@ -27,10 +28,11 @@ from server.errors import (
     StoreError,
     StoreLockedError,
 )
-from server.memory.storage import MemoryRecord
+from server.memory.storage import MemoryRecord, Source
 
-PROTOCOL_VERSION: Final = 3
-"""3: `restore_many`. 2: a keyless put carries `request_id` (1 sent a nonce and a timestamp)."""
+PROTOCOL_VERSION: Final = 4
+"""4: records and puts carry `source`, and `search` is asked; 3: `restore_many`; 2: a keyless put
+carries `request_id` (1 sent a nonce and a timestamp)."""
 MAX_FRAME: Final = 256 * 1024 * 1024
 
 CONNECTION_LOST: Final = (
@@ -106,3 +108,19 @@ def record_in(data: Any) -> MemoryRecord | None:
 
 def records_in(rows: Any) -> list[MemoryRecord]:
     return [MemoryRecord.model_validate(row) for row in rows]
+
+
+def source_out(source: Source | None) -> dict[str, Any] | None:
+    return None if source is None else source.model_dump(mode="json")
+
+
+def source_in(data: Any) -> Source | None:
+    return None if data is None else Source.model_validate(data)
+
+
+def hits_out(hits: Sequence[tuple[MemoryRecord, float]]) -> list[list[Any]]:
+    return [[record.model_dump(mode="json"), score] for record, score in hits]
+
+
+def hits_in(rows: Any) -> list[tuple[MemoryRecord, float]]:
+    return [(MemoryRecord.model_validate(record), float(score)) for record, score in rows]

@@ -11,7 +11,8 @@ import aiohttp
 from surrealdb import SurrealError
 from websockets.exceptions import WebSocketException
 
-from server.errors import StoreError
+from server.errors import MemoryInputError, StoreError
+from server.memory.storage import MemoryLimits, Scope
 from server.memory.surreal.queries import EXPIRED_MARK, LIMIT_MARK
 
 # What the SDK raises: the embedded engine reports failures as RuntimeError, remote ones come from the
@@ -32,6 +33,16 @@ class Retry(Exception):
 
 class LimitReached(Exception):
     """The per-owner record limit would be exceeded."""
+
+
+def limit_reached(scope: Scope, limits: MemoryLimits) -> MemoryInputError:
+    """What a write that met `LimitReached` tells the caller."""
+    who = "user" if scope is Scope.USER else "session"
+    return MemoryInputError(
+        f"This {who} already has {limits.max_records_per_owner} {scope.value} memories, "
+        "the limit (MEMORY_ROUTER_MAX_MEMORIES). "
+        "Forget some, or record under an existing key to replace it."
+    )
 
 
 class SessionExpired(Exception):

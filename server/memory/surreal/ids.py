@@ -16,7 +16,7 @@ from typing import Any, Final
 from surrealdb import RecordID
 
 from server.errors import MemoryInputError
-from server.memory.storage import MemoryRecord, Owner, Scope
+from server.memory.storage import MemoryRecord, Owner, Scope, Source
 
 KEYED, KEYLESS = "k", "n"
 """Record kinds: a keyed record's name is its key; a keyless one's, a request id or a nonce."""
@@ -91,9 +91,9 @@ def session_of(owner: Owner, scope: Scope) -> str:
 
 
 def record_from(
-    parts: Sequence[str], key: str | None, content: str, created: int, updated: int
+    parts: Sequence[str], key: str | None, content: str, created: int, updated: int, source: Any = None
 ) -> MemoryRecord:
-    """A record from its id parts and a row's fields (timestamps in µs)."""
+    """A record from its id parts and a row's fields (timestamps in µs, source an object or None)."""
     return MemoryRecord(
         handle=encode_handle(parts),
         scope=Scope(parts[1]),
@@ -101,12 +101,23 @@ def record_from(
         content=content,
         created_at=EPOCH + timedelta(microseconds=created),
         updated_at=EPOCH + timedelta(microseconds=updated),
+        source=None if source is None else Source.model_validate(source),
     )
 
 
+def source_row(source: Source | None) -> dict[str, str] | None:
+    """A source as stored: absent parts left out."""
+    return None if source is None else source.model_dump(mode="json", exclude_none=True)
+
+
 def entry_from(owner: Owner, scope: Scope, kind: str, name: str, row: Sequence[Any]) -> MemoryRecord:
-    """A record from an entry row: [key, content, created µs, updated µs]."""
-    key, content, created, updated = row
+    """A record from an entry row: [key, content, created µs, updated µs, source]."""
+    key, content, created, updated, source = row
     return record_from(
-        (owner.user, scope.value, session_of(owner, scope), kind, name), key, content, created, updated
+        (owner.user, scope.value, session_of(owner, scope), kind, name),
+        key,
+        content,
+        created,
+        updated,
+        source,
     )

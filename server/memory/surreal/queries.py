@@ -22,6 +22,11 @@ DEFINE FIELD IF NOT EXISTS content ON memory TYPE string;
 DEFINE FIELD IF NOT EXISTS created_at ON memory TYPE datetime;
 DEFINE FIELD IF NOT EXISTS updated_at ON memory TYPE datetime;
 DEFINE FIELD IF NOT EXISTS ordered ON memory TYPE record<memory_order>;
+DEFINE FIELD IF NOT EXISTS source ON memory TYPE option<object>;
+DEFINE FIELD IF NOT EXISTS source.via ON memory TYPE string;
+DEFINE FIELD IF NOT EXISTS source.client ON memory TYPE option<string>;
+DEFINE FIELD IF NOT EXISTS source.session ON memory TYPE option<string>;
+DEFINE FIELD IF NOT EXISTS source.model ON memory TYPE option<string>;
 DEFINE TABLE IF NOT EXISTS memory_order SCHEMAFULL;
 DEFINE TABLE IF NOT EXISTS memory_count SCHEMAFULL;
 DEFINE FIELD IF NOT EXISTS n ON memory_count TYPE int;
@@ -34,8 +39,9 @@ DEFINE INDEX IF NOT EXISTS memory_session_idle ON memory_session FIELDS last_act
 
 # Rows come back as small arrays, not objects: the SDK's CBOR decoder is pure Python and its cost
 # grows with every string it decodes (field names, the owner parts of record ids).
-#   entry row: [key, content, created µs, updated µs]
-#   timeline row: [kind, name, key, content, created µs, updated µs]
+#   entry row: [key, content, created µs, updated µs, source]
+#   timeline row: [kind, name, key, content, created µs, updated µs, source]
+# `source` is an object or NONE (rows written before it was kept read as NONE).
 # A timeline record holds nothing but its id: `list` scans the ids in order, then reads the entries.
 
 # Writes one entry and its timeline id. New entries are counted against the limit (the THROW undoes
@@ -52,7 +58,7 @@ LET $created = $created_at ?? $old.created_at ?? $now;
 UPSERT $order RETURN NONE;
 UPSERT $rid CONTENT {
     user: $uid, scope: $scp, session: $sid, key: $key, content: $content,
-    created_at: $created, updated_at: $now, ordered: $order
+    created_at: $created, updated_at: $now, ordered: $order, source: $source
 } RETURN NONE;
 RETURN time::micros($created);
 """
@@ -62,7 +68,7 @@ IF ((SELECT VALUE last_active FROM ONLY $srec) ?? $active) < $cutoff {{ THROW $e
 UPSERT $srec SET user = $uid, session = $sid, last_active = $active RETURN NONE;{_PUT_ENTRY}COMMIT TRANSACTION;"""
 
 # Many entries of one owner in one transaction (`restore_many`). Each row of `$rows` is
-# [kind, name, key, content, created µs, updated µs], no entry twice; the ids are built here, since the
+# [kind, name, key, content, created µs, updated µs, source], no entry twice; the ids are built here, since the
 # SDK encodes parameters in pure Python (plain strings and ints cost it far less than ids and dates).
 # Not with `.map(|$r| ...)`: a closure does not see the query's parameters.
 # The counter grows by the entries that are new.
@@ -80,13 +86,16 @@ FOR $r IN $rows {
     UPSERT $order RETURN NONE;
     UPSERT $rid CONTENT {
         user: $uid, scope: $scp, session: $sid, key: $r[2], content: $r[3],
-        created_at: time::from::micros($r[4]), updated_at: time::from::micros($r[5]), ordered: $order
+        created_at: time::from::micros($r[4]), updated_at: time::from::micros($r[5]), ordered: $order,
+        source: $r[6]
     } RETURN NONE;
 };
 COMMIT TRANSACTION;
 """
 
-GET: Final = "SELECT VALUE [key, content, time::micros(created_at), time::micros(updated_at)] FROM ONLY $rid;"
+GET: Final = (
+    "SELECT VALUE [key, content, time::micros(created_at), time::micros(updated_at), source] FROM ONLY $rid;"
+)
 
 FORGET: Final = """
 BEGIN TRANSACTION;
@@ -97,13 +106,14 @@ IF $old != NONE {
     UPSERT $counter SET n = math::max([(n ?? 1) - 1, 0]);
 };
 RETURN IF $old = NONE THEN NONE
-    ELSE [$old.key, $old.content, time::micros($old.created_at), time::micros($old.updated_at)] END;
+    ELSE [$old.key, $old.content, time::micros($old.created_at), time::micros($old.updated_at), $old.source]
+    END;
 COMMIT TRANSACTION;
 """
 
 ENTRY_ROWS: Final = (
     "SELECT VALUE [record::id(id)[3], record::id(id)[4], key, content, "
-    "time::micros(created_at), time::micros(updated_at)] FROM $ids;"
+    "time::micros(created_at), time::micros(updated_at), source] FROM $ids;"
 )
 _TIMELINE_IDS = (
     "LET $ids = SELECT VALUE type::thing('memory', [$uid, $scp, $sid, record::id(id)[4], record::id(id)[5]]) "

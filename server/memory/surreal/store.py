@@ -33,6 +33,7 @@ from server.memory.storage import (
     MemoryRecord,
     Owner,
     Scope,
+    Source,
     WallClock,
     check_key,
     check_value,
@@ -43,6 +44,7 @@ from server.memory.surreal.failures import (
     LimitReached,
     Retry,
     SessionExpired,
+    limit_reached,
     statement_results,
     translated_errors,
 )
@@ -59,6 +61,7 @@ from server.memory.surreal.ids import (
     record_from,
     record_id,
     session_of,
+    source_row,
 )
 
 logger = logging.getLogger(__name__)
@@ -94,7 +97,7 @@ class SurrealMemoryStore:
         self.limits = limits or MemoryLimits()
         self.session_ttl = timedelta(seconds=session_ttl_seconds)
         # Reads refresh a session's activity at most this often; writes always do.
-        self._touch_interval = min(timedelta(seconds=60), self.session_ttl / 100)
+        self.touch_interval = min(timedelta(seconds=60), self.session_ttl / 100)
         self._clock = clock
         self._puts_since_sweep = 0
         self._closed = False
@@ -126,10 +129,21 @@ class SurrealMemoryStore:
         await self._transaction(queries.RECOUNT, {}, "recounting memories")
         return True
 
+    @property
+    def connection(self) -> Any:
+        """The open connection, which the task store (`task_store.py`) shares."""
+        return self._db
+
     # -- MemoryStorage -------------------------------------------------------------------------
 
     async def put(
-        self, owner: Owner, scope: Scope, content: str, key: str | None = None, request_id: str | None = None
+        self,
+        owner: Owner,
+        scope: Scope,
+        content: str,
+        key: str | None = None,
+        request_id: str | None = None,
+        source: Source | None = None,
     ) -> MemoryRecord:
         if key is not None:
             check_key(key, self.limits)
@@ -137,7 +151,7 @@ class SurrealMemoryStore:
         check_value(content, self.limits)
         now = self._now()
         kind, name = (KEYED, key) if key is not None else (KEYLESS, request_id or uuid.uuid4().hex)
-        record = await self._write(owner, scope, kind, name, key, content, now, created_at=None)
+        record = await self._write(owner, scope, kind, name, key, content, source, now, created_at=None)
         self._puts_since_sweep += 1
         if self._puts_since_sweep >= SWEEP_EVERY_PUTS:
             self._puts_since_sweep = 0
@@ -168,9 +182,9 @@ class SurrealMemoryStore:
         while limit is None or len(records) < limit:
             page = LIST_PAGE if limit is None else min(LIST_PAGE, limit - len(records))
             rows = await self._one(query, {**params, "limit": page}, "listing memories") or []
-            for kind, name, key, content, created, updated in rows:
+            for kind, name, key, content, created, updated, source in rows:
                 parts = (owner.user, scope.value, session, kind, key if kind == KEYED else name)
-                records.append(record_from(parts, key, content, created, updated))
+                records.append(record_from(parts, key, content, created, updated, source))
             if len(rows) < page:
                 break
             last = records[-1]
@@ -198,9 +212,13 @@ class SurrealMemoryStore:
         kind, name = self._restored_name(record)
         created = record.created_at.astimezone(UTC)
         updated = record.updated_at.astimezone(UTC)
-        return await self._write(owner, scope, kind, name, record.key, record.content, updated, created)
+        return await self._write(
+            owner, scope, kind, name, record.key, record.content, record.source, updated, created
+        )
 
-    async def restore_many(self, owner: Owner, scope: Scope, records: Sequence[MemoryRecord]) -> int:
+    async def restore_many(
+        self, owner: Owner, scope: Scope, records: Sequence[MemoryRecord], batch: int = RESTORE_BATCH
+    ) -> int:
         """`restore` for many records, in transactions of `RESTORE_BATCH` (one fsync each); how many
         entries were written. Every record is checked before any is written; a record repeated (same
         key, or same handle when keyless) counts once, the last one winning. The record limit is
@@ -213,7 +231,7 @@ class SurrealMemoryStore:
             await self._session_alive(owner, scope)  # an expired session is emptied before it is filled
         session = session_of(owner, scope)
         items = builtins.list(entries.items())
-        for start in range(0, len(items), RESTORE_BATCH):
+        for start in range(0, len(items), batch):
             rows = [
                 [
                     kind,
@@ -222,8 +240,9 @@ class SurrealMemoryStore:
                     record.content,
                     micros(record.created_at.astimezone(UTC)),
                     micros(record.updated_at.astimezone(UTC)),
+                    source_row(record.source),
                 ]
-                for (kind, name), record in items[start : start + RESTORE_BATCH]
+                for (kind, name), record in items[start : start + batch]
             ]
             params = {
                 "rows": rows,
@@ -318,6 +337,7 @@ class SurrealMemoryStore:
         name: str,
         key: str | None,
         content: str,
+        source: Source | None,
         now: datetime,
         created_at: datetime | None,
     ) -> MemoryRecord:
@@ -335,6 +355,7 @@ class SurrealMemoryStore:
             "sid": id_text(session),
             "key": key,
             "content": content,
+            "source": source_row(source),
             "now": now,
             "created_at": created_at,
         }
@@ -353,14 +374,9 @@ class SurrealMemoryStore:
                         queries.PUT_SESSION, self._activity(params), "recording a memory"
                     )
         except LimitReached:
-            who = "user" if scope is Scope.USER else "session"
-            raise MemoryInputError(
-                f"This {who} already has {self.limits.max_records_per_owner} {scope.value} memories, "
-                "the limit (MEMORY_ROUTER_MAX_MEMORIES). "
-                "Forget some, or record under an existing key to replace it."
-            ) from None
+            raise limit_reached(scope, self.limits) from None
         parts = (owner.user, scope.value, session, kind, name)
-        return record_from(parts, key, content, created_us, micros(now))
+        return record_from(parts, key, content, created_us, micros(now), source_row(source))
 
     async def _forget(self, owner: Owner, scope: Scope, kind: str, name: str) -> MemoryRecord | None:
         if not await self._session_alive(owner, scope):
@@ -381,7 +397,7 @@ class SurrealMemoryStore:
         if now - last > self.session_ttl:
             await self._purge(owner, now - self.session_ttl)
             return False
-        if now - last >= self._touch_interval:
+        if now - last >= self.touch_interval:
             params = {
                 "srec": self._sess(owner),
                 "uid": id_text(owner.user),
