@@ -2,7 +2,7 @@
 
 Starts `memory-router serve --transport http` in a subprocess (rate limit off, store `mem://` unless
 --store says otherwise), opens N SDK clients (one MCP session each) and has each call the `memory`
-tool in a loop for --seconds. Prints a Markdown table.
+tool in a loop for --seconds. Prints a Markdown table. --mode picks the client's protocol era.
 
     python -m bench.http_load                       # from the repo root: 1, 16 and 64 clients, 5 s each
     python -m bench.http_load --clients 1 8 --seconds 3 --store surrealkv:///tmp/bench-store
@@ -93,12 +93,12 @@ def wait_until_serving(url: str, server: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the server did not start within 30 s")
 
 
-async def run(url: str, clients: int, seconds: float, server_pid: int) -> Row:
+async def run(url: str, clients: int, seconds: float, server_pid: int, mode: str = "legacy") -> Row:
     latencies: list[float] = []
     errors = 0
     async with AsyncExitStack() as stack:
         sessions = [
-            await stack.enter_async_context(Client(streamable_http_client(url), mode="legacy", cache=None))
+            await stack.enter_async_context(Client(streamable_http_client(url), mode=mode, cache=None))
             for _ in range(clients)
         ]
         cpu_before = cpu_seconds(server_pid)
@@ -137,6 +137,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--store", default="mem://")
+    parser.add_argument(
+        "--mode",
+        default="legacy",
+        help="the client's protocol era: legacy (initialize handshake, an MCP session per client) or "
+        "auto (2026-07-28 where the server speaks it: sessionless, one exchange per request)",
+    )
     args = parser.parse_args()
 
     port = free_port()
@@ -145,12 +151,15 @@ def main() -> None:
         server = start_server(port, args.store, data_dir)
         try:
             wait_until_serving(url, server)
-            rows = [anyio.run(run, url, n, args.seconds, server.pid) for n in args.clients]
+            rows = [anyio.run(run, url, n, args.seconds, server.pid, args.mode) for n in args.clients]
         finally:
             server.terminate()
             server.wait(timeout=10)
 
-    print(f"memory tool calls over streamable HTTP, store {args.store}, {args.seconds:g} s per row\n")
+    print(
+        f"memory tool calls over streamable HTTP, store {args.store}, client mode {args.mode}, "
+        f"{args.seconds:g} s per row\n"
+    )
     print("| clients | calls | errors | calls/s | p50 ms | p99 ms | mean ms | server CPU ms/call |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:

@@ -50,6 +50,7 @@ from server.mcp.auth import build_token_verifier
 from server.mcp.http_guards import AllowList, BoundedBody, HostOriginGuard
 from server.mcp.http_server import listen_backlog, quiet_repeated_logs, uvicorn_config
 from server.mcp.local_token import local_access
+from server.mcp.quick_json import QuickJsonAnswers
 from server.mcp.ratelimit import ToolCallRateLimit
 from server.mcp.sdk import lowlevel_server
 from server.mcp.server import announce_ready, build_server
@@ -260,8 +261,9 @@ def build_http_app(
     on_ready: Callable[[str], None] | None = None,
 ) -> Starlette:
     """The ASGI app for `transport`, with rebinding protection, body limit, auth and rate limit.
-    `http_client` is the providers' client (the seam for tests); `on_ready` as for `build_server`. Without a `verifier` the app is open
-    to whoever reaches it, which the settings must allow explicitly."""
+    `http_client` is the providers' client (the seam for tests); `on_ready` as for `build_server`.
+    Without a `verifier` the app is open to whoever reaches it, which the settings must allow
+    explicitly."""
     if verifier is None and not settings.allow_unauthenticated:
         raise ConfigError(
             "An HTTP server without authentication needs MEMORY_ROUTER_ALLOW_UNAUTHENTICATED=1; "
@@ -296,6 +298,8 @@ def build_http_app(
             Middleware(RequireBearer),
             Middleware(AuthContextMiddleware),
         ]
+    if transport == "http":  # innermost: after every check above
+        middleware.append(Middleware(QuickJsonAnswers, manager=mcp.session_manager, path=MCP_PATH))
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

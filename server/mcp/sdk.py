@@ -9,6 +9,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
+from mcp.server._streamable_http_modern import handle_modern_request
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
@@ -16,6 +17,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from pydantic import BaseModel
+from starlette.types import Receive, Scope, Send
 
 LifespanT = TypeVar("LifespanT")
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -86,3 +88,23 @@ def streamable_http_sessions(
     mcp 2.3: `StreamableHTTPSessionManager._server_instances`; a public read-only `sessions` view
     and a `close_session(id)` (or a per-requestor `max_sessions` policy hook) would replace it."""
     return manager._server_instances  # pyright: ignore[reportPrivateUsage]
+
+
+async def answer_modern_request_as_json(
+    manager: StreamableHTTPSessionManager, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Serve one 2026-07-28 streamable HTTP request with a single JSON body, as the session manager
+    does in `json_response` mode: same security, Accept and header checks, same handler, no response
+    stream (so notifications the handler sends are dropped, and a client disconnect does not cancel
+    it). Only for requests that cannot stream anything.
+
+    mcp 2.3 chooses JSON or a stream once per manager (`json_response`); for the 2026 path it calls the
+    private `handle_modern_request` with the lifespan state the manager keeps privately. A per-request
+    choice in the SDK (a predicate passed to `streamable_http_app`) would replace this."""
+    lifespan_state = manager._lifespan_state  # pyright: ignore[reportPrivateUsage]
+    if lifespan_state is None:  # not running (yet, or any more): let the manager answer as usual
+        await manager.handle_request(scope, receive, send)
+        return
+    await handle_modern_request(
+        manager.app, manager.security_settings, True, lifespan_state, scope, receive, send
+    )
