@@ -47,7 +47,7 @@ async def test_record_then_read_it_back_from_the_user_resource(settings: Setting
         assert text_of(result) == 'Recorded user memory "drink".'
         listed = await read_json(client, "memory://user")
     assert [(m["key"], m["content"]) for m in listed] == [("drink", "likes green tea")]
-    assert set(listed[0]) == {"handle", "key", "content", "created_at", "updated_at"}
+    assert set(listed[0]) == {"handle", "key", "content", "created_at", "updated_at", "source"}
 
 
 async def test_record_of_an_existing_key_replaces_the_fact(settings: Settings) -> None:
