@@ -22,6 +22,16 @@ async def record(client: Client, scope: str, key: str, value: str, **extra: Any)
     )
 
 
+async def test_a_fact_recorded_through_the_tool_names_the_connecting_client_and_session(
+    settings: Settings,
+) -> None:
+    host = types.Implementation(name="test-host", version="1.2.3")
+    async with Client(build_server(settings), client_info=host) as client:
+        await record(client, "user", "drink", "likes green tea", session_id="talk")
+        stored = await read_json(client, f"memory://user/{quote('drink')}")
+    assert stored["source"] == {"via": "tool", "client": "test-host/1.2.3", "session": "talk"}
+
+
 async def test_memory_tool_has_the_contract_schema_and_annotations(settings: Settings) -> None:
     async with Client(build_server(settings)) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
