@@ -12,9 +12,7 @@ from server.cli.options import UsageError, read_stdin_text
 if TYPE_CHECKING:
     from server.cli.options import SubParsers
     from server.config import Settings
-    from server.memory.storage import Owner
     from server.routing.router import RouteResult
-    from server.runtime import Runtime
 
 
 def add_parser(commands: SubParsers, common: argparse.ArgumentParser) -> None:
@@ -49,7 +47,7 @@ def _prompt(args: argparse.Namespace) -> str:
 async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from server.memory.storage import Owner
     from server.providers.types import Message
-    from server.routing.router import RouteRequest, RouteResult
+    from server.routing.router import RouteRequest
     from server.runtime import open_runtime
 
     prompt = _prompt(args)
@@ -66,23 +64,12 @@ async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.flush()
 
     async with open_runtime(settings) as runtime:
-        # Until RouteResult carries the manifest, the preamble is read as the route is about to read it.
-        manifest = (
-            await _manifest(runtime, owner, prompt)
-            if args.show_memory and not args.no_memory and "memory_context" not in RouteResult.model_fields
-            else None
-        )
         result = await runtime.router.route(request, owner, None if args.json else show)
-    _report(args, result, manifest)
+    _report(args, result)
     return 0
 
 
-async def _manifest(runtime: Runtime, owner: Owner, prompt: str) -> dict[str, object]:
-    preamble = await runtime.memory.preamble(owner, query=prompt)
-    return preamble.context.model_dump(mode="json")
-
-
-def _report(args: argparse.Namespace, result: RouteResult, manifest: dict[str, object] | None) -> None:
+def _report(args: argparse.Namespace, result: RouteResult) -> None:
     structured = result.model_dump(mode="json")
     if args.json:
         print(json.dumps(structured, ensure_ascii=False, indent=2))
@@ -90,7 +77,7 @@ def _report(args: argparse.Namespace, result: RouteResult, manifest: dict[str, o
         print()
     print(f"[model] answered by {result.provider}/{result.model}", file=sys.stderr)
     if args.show_memory:
-        context = structured.get("memory_context", manifest)
+        context = structured["memory_context"]
         print(f"[memory context] {json.dumps(context, ensure_ascii=False)}", file=sys.stderr)
     for op in result.memory_ops:
         print(f"[memory] {op.op} {op.scope} {op.key!r}: {op.outcome}", file=sys.stderr)

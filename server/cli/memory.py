@@ -129,9 +129,11 @@ async def _show(memory: MemoryService, owner: Owner, scope: Scope, key: str) -> 
 
 
 async def _record(memory: MemoryService, owner: Owner, scope: Scope, key: str, value: str) -> int:
+    from server.memory.storage import Source, Via
     from server.memory.tool import MemoryArguments, Op
 
-    result = await memory.apply(owner, MemoryArguments(op=Op.RECORD, scope=scope, key=key, value=value))
+    call = MemoryArguments(op=Op.RECORD, scope=scope, key=key, value=value)
+    result = await memory.apply(owner, call, Source(via=Via.CLI, session=owner.session))
     print(result.text, file=sys.stderr if result.is_error else sys.stdout)
     return 1 if result.is_error else 0
 

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 from server.cli.options import UsageError
 
 if TYPE_CHECKING:
-    from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
+    from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope, Source
 
 # Raw in JSON text, but line breaks to str.splitlines() and to some editors and JSON-lines readers.
 _LINE_BREAKS_JSON_ALLOWS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+IMPORT_PART = 500
+"""Records per `restore_many` call on import: the progress bar moves between them."""
 
 
 def add_parsers(action: Callable[[str, str], argparse.ArgumentParser], *, scope_help: str) -> None:
@@ -60,6 +62,8 @@ def export_line(record: MemoryRecord, owner: Owner) -> dict[str, Any]:
     }
     if record.scope is Scope.SESSION:
         line["session"] = owner.session
+    if record.source is not None:
+        line["source"] = record.source.model_dump(mode="json", exclude_none=True)
     return line
 
 
@@ -134,7 +138,7 @@ def parse_export(text: str, file: str) -> list[ImportLine]:
 
 
 def parse_line(line: str) -> ImportLine:
-    from server.memory.storage import MemoryRecord, Scope
+    from server.memory.storage import MemoryRecord, Scope, Source, Via
 
     try:
         data = json.loads(line)
@@ -158,8 +162,26 @@ def parse_line(line: str) -> ImportLine:
         content=_text(data, "content"),
         created_at=_moment(data, "created_at"),
         updated_at=_moment(data, "updated_at"),
+        source=_source(data) or Source(via=Via.IMPORT),
     )
     return ImportLine(record, Scope(scope), session)
+
+
+def _source(data: dict[str, Any]) -> Source | None:
+    """The line's `source`, as exported (older exports have none)."""
+    from pydantic import ValidationError
+
+    from server.memory.storage import Source
+
+    if data.get("source") is None:
+        return None
+    try:
+        return Source.model_validate(data["source"])
+    except ValidationError:
+        raise ValueError(
+            "`source` must be an object with `via` (tool, route_completion, cli or import) and "
+            "optional `client`, `session` and `model` strings"
+        ) from None
 
 
 def _text(data: dict[str, Any], field: str) -> str:
@@ -185,14 +207,21 @@ def _moment(data: dict[str, Any], field: str) -> datetime:
 async def import_memories(
     store: MemoryStorage, owner: Owner, lines: list[ImportLine], *, session: str | None
 ) -> int:
-    """Restore the lines of an export; `session` (--session) replaces the sessions they name."""
+    """Restore the lines of an export; `session` (--session) replaces the sessions they name.
+
+    In bulk (`restore_many`), per owner and scope in the lines' order, IMPORT_PART at a time."""
     from server.memory.storage import Owner
 
-    progress = Progress(len(lines), "import")
+    groups: dict[tuple[Owner, Scope], list[MemoryRecord]] = {}
     for line in lines:
         target = Owner(user=owner.user, session=session or line.session or owner.session)
-        await store.restore(target, line.scope, line.record)
-        progress.advance()
+        groups.setdefault((target, line.scope), []).append(line.record)
+    progress = Progress(len(lines), "import")
+    for (target, scope), records in groups.items():
+        for start in range(0, len(records), IMPORT_PART):
+            part = records[start : start + IMPORT_PART]
+            await store.restore_many(target, scope, part)
+            progress.advance(len(part))
     print(f"Imported {len(lines)} memories.", file=sys.stderr)
     return 0
 

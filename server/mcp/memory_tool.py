@@ -10,7 +10,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from server.mcp.sdk import tool_function
-from server.mcp.state import AppState, caller
+from server.mcp.state import AppState, caller, tool_source
 from server.memory.tool import MEMORY_TOOL_DESCRIPTION, MEMORY_TOOL_NAME, MemoryArguments
 
 SessionId = Annotated[
@@ -35,7 +35,8 @@ class MemoryToolArguments(MemoryArguments):
 
 async def _memory(arguments: MemoryToolArguments, ctx: Context[AppState]) -> str:
     memory = ctx.request_context.lifespan_context.runtime.memory
-    result = await memory.apply(caller(ctx, arguments.session_id), arguments)
+    owner = caller(ctx, arguments.session_id)
+    result = await memory.apply(owner, arguments, tool_source(ctx, owner))
     if result.is_error:
         raise ToolError(result.text)
     return result.text

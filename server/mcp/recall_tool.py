@@ -18,10 +18,10 @@ from server.mcp.sdk import tool_function
 from server.mcp.state import AppState, caller
 from server.mcp.view import VIEW_TOOL_META
 from server.memory.preamble import MemoryContext, Preamble
+from server.memory.service import MAX_QUERY_CHARS
 from server.memory.storage import Scope
 
 RECALL_TOOL_NAME = "recall"
-MAX_QUERY_CHARS = 2000
 
 RECALL_TOOL_DESCRIPTION = (
     "Read what is remembered about the user: the facts `route_completion` gives its models now, "

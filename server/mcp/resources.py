@@ -45,7 +45,8 @@ STATIC_RESOURCES = [
     types.Resource(
         uri=PREAMBLE_URI,
         name="memory-preamble",
-        description="The exact text that route_completion appends to the system prompt now.",
+        description="The exact text that route_completion appends to the system prompt now; "
+        "`?query=TEXT` chooses the facts for that turn's text, as route_completion does.",
         mime_type="text/plain",
     ),
     types.Resource(
@@ -74,6 +75,7 @@ def record_json(record: MemoryRecord) -> dict[str, Any]:
         "content": record.content,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
+        "source": record.source.model_dump(mode="json", exclude_none=True) if record.source else None,
     }
 
 
@@ -99,12 +101,14 @@ def add_memory_resources(mcp: MCPServer[AppState]) -> None:
         # `?session_id=S` names the session for clients without an MCP session; keys are
         # percent-encoded, so the first raw `?` always starts the query.
         resource, _, query = uri.partition("?")
-        session_id = parse_qs(query, keep_blank_values=True).get("session_id", [None])[0] if query else None
+        parameters = parse_qs(query, keep_blank_values=True) if query else {}
+        session_id = parameters.get("session_id", [None])[0]
         try:
             owner = owner_of(ctx, session_id)
         except MemoryInputError as e:
             raise MCPError(code=INVALID_PARAMS, message=str(e), data={"uri": uri}) from None
-        content = await _read_resource(ctx.lifespan_context.runtime, owner, resource)
+        turn = parameters.get("query", [None])[0]
+        content = await _read_resource(ctx.lifespan_context.runtime, owner, resource, turn)
         return types.ReadResourceResult(
             contents=[
                 types.TextResourceContents(
@@ -129,12 +133,15 @@ class ResourceText(NamedTuple):
     meta: dict[str, Any] | None = None
 
 
-async def _read_resource(runtime: Runtime, owner: Owner, uri: str) -> ResourceText:
+async def _read_resource(runtime: Runtime, owner: Owner, uri: str, query: str | None) -> ResourceText:
     memory = runtime.memory
     if uri == PREAMBLE_URI:
-        # The budget, so that a reader (the memory view) can show how much of it the preamble uses.
+        # The budget, so that a reader (the memory view) can show how much of it the preamble uses;
+        # the manifest, so that it can show which facts went in and how they were chosen.
         budget = {"max_chars": memory.budget.max_chars, "max_items": memory.budget.max_items}
-        return ResourceText((await memory.preamble(owner)).text, "text/plain", {"budget": budget})
+        preamble = await memory.preamble(owner, query=query)
+        meta = {"budget": budget, "memory_context": preamble.context.model_dump(mode="json")}
+        return ResourceText(preamble.text, "text/plain", meta)
     if uri == MODELS_URI:
         return ResourceText(json.dumps(await describe_models(runtime.router), indent=2), "application/json")
     if uri == VIEW_URI:

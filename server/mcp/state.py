@@ -14,7 +14,7 @@ from server.config import Settings
 from server.errors import MemoryInputError
 from server.mcp.subscriptions import LegacySubscriptions, UserScopedBus
 from server.mcp.tasks.runner import TaskRunner
-from server.memory.storage import Owner
+from server.memory.storage import Owner, Source, Via
 from server.runtime import Runtime
 
 MAX_SESSION_ID_CHARS = 256
@@ -58,6 +58,20 @@ def caller(ctx: Context[AppState], session_id: str | None = None) -> Owner:
         return resolve_owner(ctx.request_context.lifespan_context, ctx.headers, session_id)
     except MemoryInputError as e:
         raise ToolError(str(e)) from None
+
+
+def client_name(ctx: Context[AppState]) -> str | None:
+    """The connecting client's "name/version" from its `clientInfo`, when it gave one."""
+    params = ctx.request_context.session.client_params
+    if params is None:
+        return None
+    info = params.client_info
+    return f"{info.name}/{info.version}" if info.version else info.name
+
+
+def tool_source(ctx: Context[AppState], owner: Owner) -> Source:
+    """Where a memory recorded by an MCP tool call comes from."""
+    return Source(via=Via.TOOL, client=client_name(ctx), session=owner.session)
 
 
 def owner_of(ctx: ServerRequestContext[AppState], session_id: str | None = None) -> Owner:

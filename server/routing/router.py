@@ -16,8 +16,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from server.config import Settings
 from server.errors import MemoryInputError, ProviderError, RoutingError
+from server.memory.preamble import MemoryContext
 from server.memory.service import MemoryService
-from server.memory.storage import Owner
+from server.memory.storage import Owner, Source, Via
 from server.memory.tool import (
     MEMORY_TOOL_DESCRIPTION,
     MEMORY_TOOL_INPUT_SCHEMA,
@@ -104,6 +105,16 @@ class RouteResult(BaseModel):
     provider: str
     model: str
     memory_ops: list[MemoryOpResult]
+    memory_context: MemoryContext | None = None
+    """The manifest of the memory preamble the model got; None with `memory: false`."""
+
+
+def memory_query(messages: list[Message]) -> str | None:
+    """The text the turn's facts are chosen for: the latest user message's text (its text parts)."""
+    for message in reversed(messages):
+        if message.role == "user":
+            return message.text() or None
+    return None
 
 
 def system_with_memory(system: str | None, preamble: str) -> str | None:
@@ -121,6 +132,7 @@ class PreparedRoute:
     chain: list[Target]
     system: str | None
     tools: list[ToolSpec]
+    memory_context: MemoryContext | None = None
 
     def request_for(self, target: Target, produced: list[Message]) -> CompletionRequest:
         request = self.request
@@ -228,7 +240,8 @@ class Router:
             usage = usage + response.usage
             produced.append(_history_turn(target, response))
             internal, host = prepared.split_calls(response.tool_calls)
-            ops.extend(await self._run_memory_calls(owner, internal, produced, status_sink))
+            asker = Source(via=Via.ROUTE_COMPLETION, session=owner.session, model=str(target))
+            ops.extend(await self._run_memory_calls(owner, internal, produced, status_sink, asker))
             if host or not internal:
                 return RouteResult(
                     status="tool_calls" if host else "completed",
@@ -240,6 +253,7 @@ class Router:
                     provider=target.provider,
                     model=response.model or target.model,
                     memory_ops=ops,
+                    memory_context=prepared.memory_context,
                 )
         raise RoutingError(
             f"The model kept calling the memory tool for {rounds} rounds without answering "
@@ -257,8 +271,9 @@ class Router:
                 "Invalid request: a host tool is named 'memory', which is the router's own memory tool. "
                 "Rename the host tool, or pass memory: false to route without memory."
             )
-        system = system_with_memory(request.system, (await self.memory.preamble(owner)).text)
-        return PreparedRoute(request, chain, system, [*request.tools, MEMORY_TOOL])
+        preamble = await self.memory.preamble(owner, query=memory_query(request.messages))
+        system = system_with_memory(request.system, preamble.text)
+        return PreparedRoute(request, chain, system, [*request.tools, MEMORY_TOOL], preamble.context)
 
     async def _complete_with_fallback(
         self,
@@ -282,12 +297,17 @@ class Router:
                 return target, response
 
     async def _run_memory_calls(
-        self, owner: Owner, calls: list[ToolCall], produced: list[Message], on_status: StatusSink
+        self,
+        owner: Owner,
+        calls: list[ToolCall],
+        produced: list[Message],
+        on_status: StatusSink,
+        source: Source,
     ) -> list[MemoryOpResult]:
         """Apply the model's memory calls in order, appending each reply to `produced`."""
         ops: list[MemoryOpResult] = []
         for call in calls:
-            reply, op = await self._run_memory(owner, call)
+            reply, op = await self._run_memory(owner, call, source)
             produced.append(reply)
             if op is not None:
                 ops.append(op)
@@ -312,7 +332,9 @@ class Router:
             raise RoutingError(f"{target} ended its stream without a final response.")
         return final
 
-    async def _run_memory(self, owner: Owner, call: ToolCall) -> tuple[Message, MemoryOpResult | None]:
+    async def _run_memory(
+        self, owner: Owner, call: ToolCall, source: Source
+    ) -> tuple[Message, MemoryOpResult | None]:
         """The tool message that answers one memory call, and the operation it ran (None when the
         model's arguments were invalid: it is told what to fix, and nothing ran)."""
         try:
@@ -321,7 +343,7 @@ class Router:
             return self._memory_reply(call, str(e), is_error=True), None
         # Shielded: a memory op the model asked for is applied fully or not at all, even on cancel.
         with anyio.CancelScope(shield=True):
-            result = await self.memory.apply(owner, arguments)
+            result = await self.memory.apply(owner, arguments, source)
         return self._memory_reply(call, result.text, is_error=result.is_error), result
 
     @staticmethod

@@ -143,3 +143,31 @@ async def check_round_trip(
 
 def _facts(records: Sequence[MemoryRecord]) -> list[tuple[str | None, str, datetime, datetime]]:
     return sorted(((r.key, r.content, r.created_at, r.updated_at) for r in records), key=repr)
+
+
+async def test_sources_are_shown_exported_and_kept_on_import_and_old_lines_import_as_imported(
+    tmp_path: Path,
+) -> None:
+    source, target = tmp_path / "source", tmp_path / "target"
+    assert (await run_cli(source, "memory", "record", "city", "Lyon")).returncode == 0
+    shown = json.loads((await run_cli(source, "memory", "show", "city")).stdout)
+    assert shown["source"] == {"via": "cli", "session": "stdio-session"}
+    file = tmp_path / "export.jsonl"
+    assert (await run_cli(source, "memory", "export", str(file))).returncode == 0
+    assert json.loads(file.read_text())["source"] == shown["source"]
+    file.write_text(file.read_text() + json.dumps(LINE) + "\n")  # an export from before sources
+
+    done = await run_cli(target, "memory", "import", str(file))
+    assert (done.returncode, done.stderr) == (0, "Imported 2 memories.\n")
+    city = json.loads((await run_cli(target, "memory", "show", "city")).stdout)
+    name = json.loads((await run_cli(target, "memory", "show", "name")).stdout)
+    assert city["source"] == shown["source"]
+    assert name["source"] == {"via": "import"}
+
+
+async def test_a_line_with_a_malformed_source_says_so_and_nothing_is_imported(tmp_path: Path) -> None:
+    file = tmp_path / "export.jsonl"
+    file.write_text(json.dumps({**LINE, "source": {"via": "telepathy"}}) + "\n")
+    done = await run_cli(tmp_path / "store", "memory", "import", str(file))
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"memory-router: {file}, line 1: `source` must be an object with `via`")

@@ -22,6 +22,16 @@ async def record(client: Client, scope: str, key: str, value: str, **extra: Any)
     )
 
 
+async def test_a_fact_recorded_through_the_tool_names_the_connecting_client_and_session(
+    settings: Settings,
+) -> None:
+    host = types.Implementation(name="test-host", version="1.2.3")
+    async with Client(build_server(settings), client_info=host) as client:
+        await record(client, "user", "drink", "likes green tea", session_id="talk")
+        stored = await read_json(client, f"memory://user/{quote('drink')}")
+    assert stored["source"] == {"via": "tool", "client": "test-host/1.2.3", "session": "talk"}
+
+
 async def test_memory_tool_has_the_contract_schema_and_annotations(settings: Settings) -> None:
     async with Client(build_server(settings)) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
@@ -47,7 +57,7 @@ async def test_record_then_read_it_back_from_the_user_resource(settings: Setting
         assert text_of(result) == 'Recorded user memory "drink".'
         listed = await read_json(client, "memory://user")
     assert [(m["key"], m["content"]) for m in listed] == [("drink", "likes green tea")]
-    assert set(listed[0]) == {"handle", "key", "content", "created_at", "updated_at"}
+    assert set(listed[0]) == {"handle", "key", "content", "created_at", "updated_at", "source"}
 
 
 async def test_record_of_an_existing_key_replaces_the_fact(settings: Settings) -> None:

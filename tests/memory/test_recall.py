@@ -132,7 +132,8 @@ async def test_recall_returns_the_preamble_and_each_fact_given_at_once(settings:
     facts = {fact["key"]: fact for fact in structured["facts"]}
     assert set(facts) == {"units", "task"}
     assert (facts["units"]["scope"], facts["units"]["content"]) == ("user", "metric <always>")
-    assert set(facts["units"]) == {"handle", "key", "scope", "content", "updated_at"}
+    assert set(facts["units"]) == {"handle", "key", "scope", "content", "updated_at", "source"}
+    assert facts["units"]["source"]["via"] == "tool"
     assert structured["left_out"] == 0
     context = structured["memory_context"]
     assert context["selection"] == "all" and context["preamble_chars"] == len(preamble)

@@ -64,4 +64,6 @@ async def test_the_preamble_carries_its_budget_so_the_view_can_show_its_use(sett
     small = settings.model_copy(update={"preamble_max_chars": 1500, "preamble_max_items": 7})
     async with Client(build_server(small)) as client:
         [content] = (await client.read_resource("memory://preamble")).contents
-    assert content.meta == {"budget": {"max_chars": 1500, "max_items": 7}}
+    assert content.meta is not None
+    assert content.meta["budget"] == {"max_chars": 1500, "max_items": 7}
+    assert content.meta["memory_context"]["preamble_chars"] == 0
