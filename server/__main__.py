@@ -1,4 +1,4 @@
-from server.cli import main
+from server.cli.app import console
 
 if __name__ == "__main__":
-    main()
+    console()

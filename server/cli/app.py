@@ -77,6 +77,26 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(_run(args))
 
 
+def console() -> NoReturn:
+    """The `memory-router` script and `python -m server`: `main`, then an exit that skips the
+    interpreter's teardown. The embedded SurrealDB engine (surrealdb 2.0) can abort the process with a
+    Rust panic while Python finalizes objects at exit (seen as SIGABRT after a finished `memory list`);
+    by then every write is committed and the store closed, so nothing is lost by not finalizing."""
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            code = code or 141  # the reader went away, as a tool ended by SIGPIPE reports
+    os._exit(code)
+
+
 def _run(args: argparse.Namespace) -> int:
     import anyio
 
