@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import anyio
@@ -61,9 +62,9 @@ async def measure(store_dir: Path, ops: int) -> dict[str, list[float]]:
     async with Client(params) as client:
         await client.call_tool("memory", {"op": "record", "scope": "user", "key": "warmup", "value": "w"})
 
-        async def timed(name: str, call: object) -> None:
+        async def timed(name: str, call: Awaitable[object]) -> None:
             started = time.perf_counter()
-            await call  # type: ignore[misc]
+            await call
             timings[name].append((time.perf_counter() - started) * 1000)
 
         for i in range(ops):

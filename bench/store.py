@@ -16,12 +16,13 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import anyio
 
 from server.config import Settings
-from server.memory.storage import MemoryRecord, Owner, Scope
+from server.memory.storage import MemoryRecord, Owner, RecordStorage, Scope
 from server.memory.store import open_engine
 
 OWNER = Owner("bench-user", "bench-session")
@@ -42,6 +43,10 @@ async def timed(ops: int, call: Callable[[int], Awaitable[object]]) -> tuple[lis
         await call(i)
         samples.append((time.perf_counter() - started) * 1000)
     return samples, (time.process_time() - cpu) * 1000 / ops
+
+
+def put_numbered(store: RecordStorage, scope: Scope, prefix: str, i: int) -> Awaitable[MemoryRecord]:
+    return store.put(OWNER, scope, f"value {i} {prefix}", key=f"{prefix}{i}")
 
 
 def imported(count: int) -> list[MemoryRecord]:
@@ -76,10 +81,7 @@ async def main() -> None:
                 ("put session, new key", Scope.SESSION, "s"),
                 ("put user, replacing", Scope.USER, "u"),
             ):
-                samples, cpu = await timed(
-                    args.ops,
-                    lambda i, s=scope, p=prefix: store.put(OWNER, s, f"value {i} {p}", key=f"{p}{i}"),
-                )
+                samples, cpu = await timed(args.ops, partial(put_numbered, store, scope, prefix))
                 rows.append((name, statistics.median(samples), percentile(samples, 0.99), cpu))
             for i in range(args.ops, args.stored):
                 await store.put(OWNER, Scope.USER, f"value {i}", key=f"u{i}")

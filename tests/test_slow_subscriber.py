@@ -4,15 +4,15 @@ and the writes of the user's other connections go on."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 
 import anyio
 from mcp import Client, types
 from mcp.server.runner import serve_dual_era_loop
 from mcp.shared.exceptions import MCPDeprecationWarning
-from mcp.shared.memory import create_client_server_memory_streams
+from mcp.shared.memory import MessageStream, create_client_server_memory_streams
 from mcp.shared.message import SessionMessage
 
 from server.config import Settings
@@ -20,20 +20,18 @@ from server.mcp.sdk import lowlevel_server
 from server.mcp.server import build_server
 from server.mcp.state import AppState
 
-Streams = tuple[
-    anyio.abc.ObjectReceiveStream[SessionMessage | Exception], anyio.abc.ObjectSendStream[SessionMessage]
-]
-
 
 @asynccontextmanager
-async def connections(settings: Settings) -> AsyncIterator[partial[AsyncIterator[Streams]]]:
+async def connections(
+    settings: Settings,
+) -> AsyncIterator[Callable[[], AbstractAsyncContextManager[MessageStream]]]:
     """One server (one lifespan, one store) and a way to open in-memory connections to it."""
     mcp = build_server(settings)
     lowlevel = lowlevel_server(mcp)
     async with lowlevel.lifespan(lowlevel) as state:
 
         @asynccontextmanager
-        async def connect(app_state: AppState) -> AsyncIterator[Streams]:
+        async def connect(app_state: AppState) -> AsyncIterator[MessageStream]:
             async with (
                 create_client_server_memory_streams() as (client, server),
                 anyio.create_task_group() as tg,
@@ -56,7 +54,7 @@ async def connections(settings: Settings) -> AsyncIterator[partial[AsyncIterator
         yield partial(connect, state)
 
 
-async def request(streams: Streams, id_: int, method: str, params: dict[str, object]) -> None:
+async def request(streams: MessageStream, id_: int, method: str, params: dict[str, object]) -> None:
     """Send a request and wait for its answer, as a client that reads only what it asked for."""
     read, write = streams
     await write.send(
@@ -70,7 +68,11 @@ async def request(streams: Streams, id_: int, method: str, params: dict[str, obj
 
 
 async def test_a_subscriber_that_stops_reading_never_blocks_the_users_writes(settings: Settings) -> None:
-    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    hello: dict[str, object] = {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    }
     last_heard = anyio.Event()
 
     async def healthy(message: object) -> None:

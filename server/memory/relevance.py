@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import snowballstemmer  # type: ignore[import-untyped]  # no type information shipped
+import snowballstemmer
 
 MAX_QUERY_TERMS = 16
 """Distinct terms a query contributes at most (the first ones): bounds the work per selection."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import httpx
 import pytest
 from http_helpers import INITIALIZE, MCP_HEADERS, connect, memory, running
-from mcp import Client
+from mcp import Client, types
 from mcp.client.sse import sse_client
 from mcp.shared.exceptions import MCPError
 from mcp_helpers import read_json, text_of
@@ -51,7 +51,8 @@ async def test_another_users_memories_are_absent_from_every_resource(
         bob_preamble = (await bob.read_resource("memory://preamble")).contents[0]
         assert "alice" not in bob_preamble.model_dump_json()
         completion = await bob.complete(
-            {"type": "ref/resource", "uri": "memory://user/{key}"}, {"name": "key", "value": "se"}
+            types.ResourceTemplateReference(type="ref/resource", uri="memory://user/{key}"),
+            {"name": "key", "value": "se"},
         )
         assert completion.completion.values == []
         assert [m["content"] for m in await read_json(alice, "memory://user")] == ["alice's diary"]
@@ -72,7 +73,7 @@ async def test_another_users_memory_cannot_be_forgotten_or_overwritten(
 async def test_a_session_id_names_a_different_session_for_each_user(
     base: str, tokens: dict[str, str]
 ) -> None:
-    modern = "2026-07-28"
+    modern: Final = "2026-07-28"
     async with (
         connect(base, token=tokens["alice"], mode=modern) as alice,
         connect(base, token=tokens["bob"], mode=modern) as bob,

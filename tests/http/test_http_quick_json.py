@@ -90,10 +90,10 @@ async def test_a_sessionless_route_completion_with_a_progress_token_streams_its_
         routed = settings.model_copy(
             update={"openai_api_key": SecretStr("test-key"), "openai_base_url": f"{fake.url}/v1"}
         )
-        progress: list[str] = []
+        messages: list[str] = []
 
-        async def on_progress(value: float, total: float | None, message: str | None) -> None:
-            progress.append(message or "")
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            messages.append(message or "")
 
         with anyio.fail_after(15):
             async with running(routed) as base, modern_client(base) as (client, _):
@@ -103,4 +103,4 @@ async def test_a_sessionless_route_completion_with_a_progress_token_streams_its_
                 }
                 result = await client.call_tool("route_completion", arguments, progress_callback=on_progress)
     assert not result.is_error, text_of(result)
-    assert "".join(progress) == "Streamed to the caller."
+    assert "".join(messages) == "Streamed to the caller."

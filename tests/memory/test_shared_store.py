@@ -31,7 +31,7 @@ from server.memory.sharing.owner import answer
 from server.memory.sharing.paths import check_private_dir, ensure_private_dir, socket_path_for
 from server.memory.sharing.wire import PROTOCOL_VERSION, receive_message, send_message, unwrap
 from server.memory.storage import MemoryRecord, Owner, Scope
-from server.memory.store import open_engine, open_store
+from server.memory.store import open_cached, open_store
 
 ALICE = Owner("alice", "s1")
 BOB = Owner("bob", "s1")
@@ -105,7 +105,7 @@ async def test_servers_on_one_store_see_each_others_writes_and_outlive_the_owner
 @pytest.fixture
 async def pair(store_dir: Path) -> AsyncIterator[tuple[SharedStore, SharedStore]]:
     settings = Settings(store="mem://", max_memories=3)
-    opener = lambda: open_engine(settings, "mem://")  # noqa: E731
+    opener = lambda: open_cached(settings, "mem://")  # noqa: E731
     async with open_shared(store_dir, opener) as owner, open_shared(store_dir, opener) as peer:
         assert owner.is_owner and not peer.is_owner
         yield owner, peer
@@ -193,7 +193,7 @@ async def test_the_owner_answers_a_malformed_request_with_an_error_and_keeps_the
 
 
 async def test_a_peers_keyless_put_sent_twice_is_stored_once(store_dir: Path) -> None:
-    async with open_engine(Settings(store="mem://"), "mem://") as store:
+    async with open_cached(Settings(store="mem://"), "mem://") as store:
         request = {
             "op": "put",
             "user": "alice",
@@ -239,7 +239,7 @@ async def test_a_lock_holder_that_does_not_serve_is_named_after_the_wait(store_d
     lock = StoreLock(store_dir)
     lock.acquire()
     try:
-        opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731
+        opener = lambda: open_cached(Settings(store="mem://"), "mem://")  # noqa: E731
         with anyio.fail_after(10), pytest.raises(StoreLockedError, match=f"process {os.getpid()}"):
             async with open_shared(store_dir, opener, owner_timeout=0.2):
                 pass
@@ -250,7 +250,7 @@ async def test_a_lock_holder_that_does_not_serve_is_named_after_the_wait(store_d
 async def test_a_stopped_owner_fails_peer_calls_within_the_timeout_naming_it_and_recovers_on_resume(
     store_dir: Path,
 ) -> None:
-    opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731  never opened here
+    opener = lambda: open_cached(Settings(store="mem://"), "mem://")  # noqa: E731  never opened here
     with owner_process(store_dir) as owner:
         async with open_shared(store_dir, opener, owner_timeout=0.5) as peer:
             assert not peer.is_owner
@@ -305,7 +305,7 @@ async def test_a_store_path_too_long_for_a_socket_is_served_from_a_fresh_private
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731
+    opener = lambda: open_cached(Settings(store="mem://"), "mem://")  # noqa: E731
     async with open_shared(deep_store, opener) as owner, open_shared(deep_store, opener) as peer:
         assert owner.socket_path is not None and not peer.is_owner
         assert owner.socket_path.parent.parent == runtime
@@ -323,7 +323,7 @@ async def test_a_runtime_directory_that_is_not_private_is_passed_over_with_a_war
     deep_store: Path, open_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(open_dir))
-    opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731
+    opener = lambda: open_cached(Settings(store="mem://"), "mem://")  # noqa: E731
     async with open_shared(deep_store, opener) as owner:
         assert owner.socket_path is not None and owner.socket_path.parent.parent != open_dir
         assert stat.S_IMODE(owner.socket_path.parent.stat().st_mode) == 0o700
@@ -339,7 +339,7 @@ async def test_a_socket_directory_name_squatted_by_another_user_does_not_stop_th
     squatted = open_dir / f"memory-router-{os.geteuid()}"
     squatted.mkdir(mode=0o777)
     os.chown(squatted, 65534, 65534)
-    opener = lambda: open_engine(Settings(store="mem://"), "mem://")  # noqa: E731
+    opener = lambda: open_cached(Settings(store="mem://"), "mem://")  # noqa: E731
     async with open_shared(deep_store, opener) as owner, open_shared(deep_store, opener) as peer:
         assert owner.socket_path is not None and owner.socket_path.parent.parent == open_dir
         assert owner.socket_path.parent != squatted
@@ -376,7 +376,7 @@ def test_the_peer_credentials_of_a_unix_socket_name_its_user() -> None:
 
 async def test_an_owner_refuses_a_process_of_another_uid(store_dir: Path) -> None:
     settings = Settings(store="mem://")
-    opener = lambda: open_engine(settings, "mem://")  # noqa: E731
+    opener = lambda: open_cached(settings, "mem://")  # noqa: E731
     async with open_shared(store_dir, opener, allowed_uid=os.geteuid() + 1) as owner:
         await owner.put(ALICE, Scope.USER, "private", key="secret")
         with anyio.fail_after(10), pytest.raises(StoreError, match="belongs to another user"):

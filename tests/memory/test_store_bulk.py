@@ -12,7 +12,7 @@ from server.config import Settings
 from server.errors import MemoryInputError
 from server.memory.sharing import open_shared
 from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope
-from server.memory.store import open_engine, open_store
+from server.memory.store import open_cached, open_engine, open_store
 from server.memory.surreal import SurrealMemoryStore
 from server.memory.surreal.ids import encode_handle
 from server.memory.surreal.store import RESTORE_BATCH
@@ -123,7 +123,7 @@ async def test_restore_many_in_session_scope_fills_that_session_only(store: Surr
 async def test_a_peer_imports_through_the_owner_in_parts_with_the_same_result(tmp_path: Path) -> None:
     records = mixed(30)
     settings = Settings(store="mem://")
-    opener = lambda: open_engine(settings, "mem://")  # noqa: E731
+    opener = lambda: open_cached(settings, "mem://")  # noqa: E731
     async with (
         open_shared(tmp_path / "store", opener) as owner,
         open_shared(tmp_path / "store", opener) as peer,

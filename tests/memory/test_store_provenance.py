@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from fake_clock import FakeWallClock
-from surrealdb import AsyncSurreal
 
 from server.config import Settings
 from server.memory.sharing import SharedStore, open_shared
 from server.memory.storage import MemoryRecord, MemoryStorage, Owner, Scope, Source, Via
 from server.memory.store import open_cached, open_store
 from server.memory.surreal import SurrealMemoryStore, queries
+from server.memory.surreal.sdk import embedded_connection
 
 ALICE = Owner("alice", "s1")
 FROM_TOOL = Source(via=Via.TOOL, client="claude-desktop/1.2", session="s1")
@@ -106,7 +106,7 @@ async def test_a_store_written_before_sources_were_kept_still_reads_and_takes_so
 ) -> None:
     url = f"surrealkv://{tmp_path / 'store'}"
     settings = Settings(store=url)
-    db = AsyncSurreal(url)
+    db = embedded_connection(url)
     await db.connect()
     try:
         await db.use(settings.store_namespace, settings.store_database)

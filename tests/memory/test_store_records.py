@@ -11,7 +11,7 @@ from fake_clock import FakeWallClock
 
 from server.config import Settings
 from server.errors import MemoryInputError
-from server.memory.storage import MemoryRecord, Owner, Scope
+from server.memory.storage import MemoryRecord, Owner, RecordStorage, Scope
 from server.memory.store import open_engine, open_store
 from server.memory.surreal import SurrealMemoryStore
 from server.memory.surreal.ids import decode_handle, encode_handle
@@ -297,7 +297,7 @@ async def test_long_listings_are_complete_and_ordered_across_pages(clock: FakeWa
         await _long_listing(store, clock)
 
 
-async def _long_listing(store: SurrealMemoryStore, clock: FakeWallClock) -> None:
+async def _long_listing(store: RecordStorage, clock: FakeWallClock) -> None:
     many = Owner("many", "s1")
     for i in range(LIST_PAGE + 50):
         await store.restore(

@@ -11,7 +11,7 @@ from fake_clock import FakeWallClock
 
 from server.config import Settings
 from server.memory.sharing import open_shared
-from server.memory.store import open_engine, open_store
+from server.memory.store import open_cached, open_store
 from server.memory.task_storage import TASKS_NEED_THE_OWNER, task_storage
 from server.memory.tasks import LEASE_SECONDS, RUNNER_LOST, TaskStatus, TaskStorage, TasksUnavailableError
 
@@ -144,7 +144,7 @@ async def test_on_a_shared_embedded_store_the_owner_keeps_tasks_and_a_peer_says_
     tmp_path: Path,
 ) -> None:
     settings = Settings(store="mem://")
-    opener = lambda: open_engine(settings, "mem://")  # noqa: E731
+    opener = lambda: open_cached(settings, "mem://")  # noqa: E731
     store_dir = tmp_path / "store"
     async with open_shared(store_dir, opener) as owner, open_shared(store_dir, opener) as peer:
         created = await task_storage(owner).create("alice", "s1", "t1", "modern", HOUR_MS, "r1", "Go")

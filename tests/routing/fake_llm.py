@@ -560,7 +560,7 @@ class GatedResponse(Response):
         self.chunks = chunks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(b"content-type", self.media_type.encode())]
+        headers = [(b"content-type", self.media_type.encode())] if self.media_type else []
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         half = len(self.chunks) // 2
         for chunk in self.chunks[:half]:
