@@ -20,7 +20,7 @@ def test_mcp_json_launches_the_script_that_pipx_and_uv_put_on_path() -> None:
     assert isinstance(scripts, dict)
     server = json.loads((ROOT / "mcp.json").read_text())["mcpServers"]["memory-router"]
     assert server["command"] in scripts
-    assert scripts[server["command"]] == "server.cli:main"
+    assert scripts[server["command"]] == "server.cli.app:console"
     assert server["args"] == ["serve"]
 
 

@@ -4,6 +4,7 @@ where the facts its models record came from."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fake_llm import FORMATS, Call, FakeLLM, Turn
 from mcp import Client
@@ -31,7 +32,7 @@ async def test_an_old_fact_about_the_dog_reaches_the_model_asked_about_the_dog_p
     settings: Settings, fake: FakeLLM, tmp_path: Path
 ) -> None:
     fake.script(Turn(text="Biscuit."))
-    history = [
+    history: list[dict[str, Any]] = [
         {"role": "user", "content": "Hello."},
         {"role": "assistant", "content": "Hi! How can I help?"},
         {"role": "user", "content": [{"type": "text", "text": DOG_QUESTION}]},
