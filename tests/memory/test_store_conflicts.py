@@ -11,7 +11,7 @@ from surrealdb import AsyncSurreal
 from server.errors import StoreConflictError, StoreError
 from server.memory.storage import Owner, Scope
 from server.memory.surreal import SurrealMemoryStore
-from server.memory.surreal.store import MAX_ATTEMPTS
+from server.memory.surreal.statements import MAX_ATTEMPTS
 
 ALICE = Owner("alice", "s1")
 CONFLICT = "Failed to commit transaction due to a read or write conflict. This transaction can be retried"

@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import builtins
 import logging
-import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-import anyio
-
-from server.errors import MemoryInputError, StoreConflictError, StoreError
+from server.errors import MemoryInputError, StoreError
 from server.memory.storage import (
     MemoryLimits,
     MemoryRecord,
@@ -41,11 +38,8 @@ from server.memory.storage import (
 from server.memory.surreal import queries
 from server.memory.surreal.failures import (
     LimitReached,
-    Retry,
     SessionExpired,
     limit_reached,
-    statement_results,
-    translated_errors,
 )
 from server.memory.surreal.ids import (
     KEYED,
@@ -59,14 +53,16 @@ from server.memory.surreal.ids import (
     micros,
     record_from,
     record_id,
+    restore_row,
     session_of,
     source_row,
 )
+from server.memory.surreal.schema import repair_counters, upgrade_schema
 from server.memory.surreal.sdk import RecordID
+from server.memory.surreal.statements import Statements
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS: Final = 8
 SWEEP_EVERY_PUTS: Final = 500
 RESTORE_BATCH: Final = 2_000
 """Entries per `restore_many` transaction (measured: ~6k entries/s in batches, ~360/s one at a time)."""
@@ -103,31 +99,15 @@ class SurrealMemoryStore:
         self._closed = False
         # The engine's optimistic transactions lose read-modify-write updates of the counter under
         # concurrency (measured: 200 concurrent puts, counter off by 1 on mem://, by ~75 on surrealkv://),
-        # so this process serializes its writes; conflicts from other processes are still retried.
-        self._write_lock = anyio.Lock()
+        # so `Statements` serializes this process's writes; conflicts from other processes are retried.
+        self._statements = Statements(db, "memory store", closed=lambda: self._closed)
 
     async def define_schema(self) -> None:
-        await self._run(queries.SCHEMA, {}, "defining the schema")
-        info = await self._one(queries.TIMELINE_INFO, {}, "reading the schema") or {}
-        if "content" in (info.get("fields") or {}):
-            # Once per store written by an older version: about 1 s per 100k memories.
-            logger.info(
-                "Dropping the timeline's copies of every memory (once, for a store of an older version)."
-            )
-            await self._transaction(queries.DROP_TIMELINE_COPIES, {}, "upgrading the store's timeline")
+        await upgrade_schema(self._statements)
 
     async def repair_counters(self) -> bool:
-        """Recount every owner's entries when the counters' total disagrees with the number of
-        entries; whether it did. The check scans the entries' keys (about 0.1 s per 100k), the
-        recount reads them (about 1.5 s per 100k). For a store no other process writes meanwhile."""
-        entries, counted = await self._one(queries.TOTALS, {}, "checking the memory counters")
-        if entries == counted:
-            return False
-        logger.warning(
-            "The memory store's counters said %s memories but it holds %s; recounting them.", counted, entries
-        )
-        await self._transaction(queries.RECOUNT, {}, "recounting memories")
-        return True
+        """See `schema.repair_counters`: for a store no other process writes meanwhile."""
+        return await repair_counters(self._statements)
 
     @property
     def connection(self) -> Any:
@@ -167,7 +147,9 @@ class SurrealMemoryStore:
     async def get(self, owner: Owner, scope: Scope, key: str) -> MemoryRecord | None:
         if not await self._session_alive(owner, scope):
             return None
-        row = await self._one(queries.GET, {"rid": self._rid(owner, scope, KEYED, key)}, "reading a memory")
+        row = await self._statements.one(
+            queries.GET, {"rid": self._rid(owner, scope, KEYED, key)}, "reading a memory"
+        )
         return entry_from(owner, scope, KEYED, key, row) if row else None
 
     async def list(self, owner: Owner, scope: Scope, limit: int | None = None) -> Sequence[MemoryRecord]:
@@ -181,7 +163,7 @@ class SurrealMemoryStore:
         query = queries.LIST_FIRST
         while limit is None or len(records) < limit:
             page = LIST_PAGE if limit is None else min(LIST_PAGE, limit - len(records))
-            rows = await self._one(query, {**params, "limit": page}, "listing memories") or []
+            rows = await self._statements.one(query, {**params, "limit": page}, "listing memories") or []
             for kind, name, key, content, created, updated, source in rows:
                 parts = (owner.user, scope.value, session, kind, key if kind == KEYED else name)
                 records.append(record_from(parts, key, content, created, updated, source))
@@ -196,7 +178,9 @@ class SurrealMemoryStore:
     async def count(self, owner: Owner, scope: Scope) -> int:
         if not await self._session_alive(owner, scope):
             return 0
-        n = await self._one(queries.COUNT, {"counter": self._counter(owner, scope)}, "counting memories")
+        n = await self._statements.one(
+            queries.COUNT, {"counter": self._counter(owner, scope)}, "counting memories"
+        )
         return int(n or 0)
 
     async def forget(self, owner: Owner, scope: Scope, handle: str) -> MemoryRecord | None:
@@ -232,20 +216,10 @@ class SurrealMemoryStore:
         session = session_of(owner, scope)
         items = builtins.list(entries.items())
         for start in range(0, len(items), batch):
-            rows = [
-                [
-                    kind,
-                    id_text(name),
-                    record.key,
-                    record.content,
-                    micros(record.created_at.astimezone(UTC)),
-                    micros(record.updated_at.astimezone(UTC)),
-                    source_row(record.source),
-                ]
-                for (kind, name), record in items[start : start + batch]
-            ]
             params = {
-                "rows": rows,
+                "rows": [
+                    restore_row(kind, name, record) for (kind, name), record in items[start : start + batch]
+                ],
                 "rank_base": RANK_BASE,
                 "counter": self._counter(owner, scope),
                 "srec": self._sess(owner) if scope is Scope.SESSION else None,
@@ -257,7 +231,7 @@ class SurrealMemoryStore:
                 "active": self._now(),
             }
             try:
-                await self._transaction(queries.RESTORE_MANY, params, "importing memories")
+                await self._statements.write(queries.RESTORE_MANY, params, "importing memories")
             except LimitReached:
                 raise MemoryInputError(
                     f"Importing {len(items)} {scope.value} memories would pass the limit of "
@@ -277,7 +251,7 @@ class SurrealMemoryStore:
         """The user's sessions that are not idle past the TTL, for export."""
         cutoff = self._now() - self.session_ttl
         params = {"uid": id_text(user), "cutoff": cutoff}
-        rows = await self._one(queries.USER_SESSIONS, params, "listing sessions")
+        rows = await self._statements.one(queries.USER_SESSIONS, params, "listing sessions")
         return [id_untext(row["session"]) for row in rows or []]
 
     async def sweep_expired_sessions(self, batch: int = 100) -> int:
@@ -285,7 +259,7 @@ class SurrealMemoryStore:
         removed = 0
         while True:
             cutoff = self._now() - self.session_ttl
-            rows = await self._one(
+            rows = await self._statements.one(
                 queries.IDLE_SESSIONS, {"cutoff": cutoff, "limit": batch}, "finding idle sessions"
             )
             for row in rows or []:
@@ -361,16 +335,16 @@ class SurrealMemoryStore:
         }
         try:
             if scope is Scope.USER:
-                created_us = await self._transaction(queries.PUT_USER, params, "recording a memory")
+                created_us = await self._statements.write(queries.PUT_USER, params, "recording a memory")
             else:
                 params.update(srec=self._sess(owner), expired_mark=queries.EXPIRED_MARK)
                 try:
-                    created_us = await self._transaction(
+                    created_us = await self._statements.write(
                         queries.PUT_SESSION, self._activity(params), "recording a memory"
                     )
                 except SessionExpired:
                     await self._purge(owner, self._now() - self.session_ttl)
-                    created_us = await self._transaction(
+                    created_us = await self._statements.write(
                         queries.PUT_SESSION, self._activity(params), "recording a memory"
                     )
         except LimitReached:
@@ -382,7 +356,7 @@ class SurrealMemoryStore:
         if not await self._session_alive(owner, scope):
             return None
         params = {"rid": self._rid(owner, scope, kind, name), "counter": self._counter(owner, scope)}
-        row = await self._transaction(queries.FORGET, params, "forgetting a memory")
+        row = await self._statements.write(queries.FORGET, params, "forgetting a memory")
         return entry_from(owner, scope, kind, name, row) if row else None
 
     async def _session_alive(self, owner: Owner, scope: Scope) -> bool:
@@ -390,7 +364,7 @@ class SurrealMemoryStore:
         if scope is Scope.USER:
             return True
         now = self._now()
-        row = await self._one(queries.SESSION, {"srec": self._sess(owner)}, "reading a session")
+        row = await self._statements.one(queries.SESSION, {"srec": self._sess(owner)}, "reading a session")
         if not row:
             return True
         last: datetime = row["last_active"]
@@ -404,7 +378,7 @@ class SurrealMemoryStore:
                 "sid": id_text(owner.session),
                 "now": now,
             }
-            await self._transaction(queries.TOUCH, params, "refreshing a session")
+            await self._statements.write(queries.TOUCH, params, "refreshing a session")
         return True
 
     def _activity(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -419,29 +393,4 @@ class SurrealMemoryStore:
             "sid": id_text(owner.session),
             "cutoff": cutoff,
         }
-        await self._transaction(queries.PURGE_SESSION, params, "removing an expired session")
-
-    async def _one(self, query: str, params: Mapping[str, Any], action: str) -> Any:
-        results = await self._run(query, params, action)
-        return results[-1] if results else None
-
-    async def _transaction(self, query: str, params: Mapping[str, Any], action: str) -> Any:
-        """Run a transactional query, retrying write conflicts a bounded number of times."""
-        async with self._write_lock:
-            for attempt in range(MAX_ATTEMPTS):
-                try:
-                    return await self._one(query, params, action)
-                except Retry:
-                    if attempt + 1 < MAX_ATTEMPTS:
-                        await anyio.sleep(random.uniform(0, 0.001 * 2**attempt))
-        raise StoreConflictError(
-            f"The memory store kept reporting conflicting writes while {action} "
-            f"({MAX_ATTEMPTS} attempts). Try again."
-        )
-
-    async def _run(self, query: str, params: Mapping[str, Any], action: str) -> builtins.list[Any]:
-        if self._closed:
-            raise StoreError(f"The memory store is closed (while {action}).")
-        with translated_errors(action):
-            response = await self._db.query_raw(query, dict(params))
-        return statement_results(response, action)
+        await self._statements.write(queries.PURGE_SESSION, params, "removing an expired session")

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import builtins
-import random
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
-import anyio
-
-from server.errors import StoreConflictError
 from server.memory.storage import WallClock, utc_now
 from server.memory.surreal import task_queries as q
-from server.memory.surreal.failures import Retry, statement_results, translated_errors
 from server.memory.surreal.ids import id_text, id_untext, record_id
+from server.memory.surreal.statements import Statements
 from server.memory.tasks import LEASE_SECONDS, RUNNER_LOST, TaskRecord, TaskStatus, is_task_id
-
-MAX_ATTEMPTS: Final = 8
 
 
 def _record(row: Mapping[str, Any]) -> TaskRecord:
@@ -46,7 +40,7 @@ class SurrealTaskStore:
         self._lease = timedelta(seconds=lease_seconds)
         # The embedded engine can lose one of two concurrent updates of a record (see the memory
         # store), which would let a progress write undo a cancel: this process serializes its writes.
-        self._write_lock = anyio.Lock()
+        self._statements = Statements(db, "task store")
 
     async def define_schema(self) -> None:
         await self._run(q.TASK_SCHEMA, {}, "defining the task schema")
@@ -159,27 +153,14 @@ class SurrealTaskStore:
         return self._clock().astimezone(UTC)
 
     async def _one(self, query: str, params: Mapping[str, Any], action: str) -> Any:
-        results = await self._run(query, params, action)
-        return results[-1] if results else None
+        return await self._statements.one(query, params, action)
 
     async def _write(self, query: str, params: Mapping[str, Any], action: str) -> Any:
         """Every write is conditional or keyed by a fresh id, so a conflicting one is simply rerun."""
-        async with self._write_lock:
-            for attempt in range(MAX_ATTEMPTS):
-                try:
-                    return await self._one(query, params, action)
-                except Retry:
-                    if attempt + 1 < MAX_ATTEMPTS:
-                        await anyio.sleep(random.uniform(0, 0.001 * 2**attempt))
-        raise StoreConflictError(
-            f"The task store kept reporting conflicting writes while {action} ({MAX_ATTEMPTS} attempts). "
-            "Try again."
-        )
+        return await self._statements.write(query, params, action)
 
     async def _run(self, query: str, params: Mapping[str, Any], action: str) -> builtins.list[Any]:
-        with translated_errors(action):
-            response = await self._db.query_raw(query, dict(params))
-        return statement_results(response, action)
+        return await self._statements.run(query, params, action)
 
 
 def _rid(user: str, task_id: str) -> Any:
