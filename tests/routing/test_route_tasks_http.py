@@ -70,11 +70,13 @@ async def test_a_task_result_is_fetchable_after_the_client_reconnects(
 ) -> None:
     fake.script(Turn(text=ANSWER, gated=True))
     async with running(served) as base:
-        async with connect(base, token=tokens["alice"], mode=mode, extensions=extensions(mode)) as first:
-            task_id = (await TaskDriver(first, mode).create(ARGS))["taskId"]
-            with anyio.fail_after(10):
-                await fake.gated.wait()
-        fake.release.set()
+        try:
+            async with connect(base, token=tokens["alice"], mode=mode, extensions=extensions(mode)) as first:
+                task_id = (await TaskDriver(first, mode).create(ARGS))["taskId"]
+                with anyio.fail_after(30):
+                    await fake.gated.wait()
+        finally:
+            fake.release.set()  # a failure above must not leave the server waiting on the gate
         async with connect(base, token=tokens["alice"], mode=mode, extensions=extensions(mode)) as again:
             result = await TaskDriver(again, mode).outcome(task_id)
     assert text_of(result) == ANSWER
