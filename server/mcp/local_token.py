@@ -13,9 +13,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-import stat
 import tempfile
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from platformdirs import user_config_dir
 
 from server.config import Settings
 from server.errors import ConfigError
+from server.private_dirs import ensure_private_dir
 
 LOCAL_TOKEN_PREFIX = "mr_local_"
 TOKEN_FILE_NAME = "http-token"
@@ -34,21 +33,6 @@ def local_token_dir() -> Path:
     if runtime and Path(runtime).is_dir():
         return Path(runtime) / "memory-router"
     return Path(user_config_dir("memory-router", appauthor=False))
-
-
-def _private_dir(directory: Path) -> None:
-    """Create `directory` 0700, or accept an existing one only if it is ours (then made private)."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    with suppress(FileExistsError):
-        directory.mkdir(mode=0o700)
-    info = os.lstat(directory)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-        raise ConfigError(
-            f"{directory} (where memory-router keeps its local HTTP token) is not a directory of yours; "
-            "remove it and start again."
-        )
-    if info.st_mode & 0o077:
-        os.chmod(directory, 0o700)
 
 
 def _read_token(path: Path) -> str | None:
@@ -63,7 +47,7 @@ def _read_token(path: Path) -> str | None:
 def load_or_create_token(directory: Path) -> tuple[str, Path]:
     """The local token and its file: the one already there, else a new one (two servers starting
     at once agree on one, since the file is only ever created by a hard link, which cannot replace)."""
-    _private_dir(directory)
+    ensure_private_dir(directory, what="where memory-router keeps its local HTTP token", error=ConfigError)
     path = directory / TOKEN_FILE_NAME
     if (token := _read_token(path)) is not None:
         os.chmod(path, 0o600)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import tempfile
 from contextlib import suppress
 from pathlib import Path
 from typing import Final
 
+from server import private_dirs
 from server.errors import StoreError
 
 logger = logging.getLogger(__name__)
@@ -101,26 +101,14 @@ def _short_base() -> Path:
     return next((c for c in candidates if _fits(c / (FRESH_PREFIX + "x" * 8) / "sock")), Path("/tmp"))
 
 
+_SOCKET_DIR = "the memory store's socket directory"
+
+
 def ensure_private_dir(directory: Path) -> None:
-    """Create `directory` 0700, or check that an existing one is ours and make it private."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    with suppress(FileExistsError):
-        directory.mkdir(mode=0o700)
-    check_private_dir(directory, fix=True)
+    """Create the socket directory 0700, or check that an existing one is ours and make it private."""
+    private_dirs.ensure_private_dir(directory, what=_SOCKET_DIR, error=StoreError)
 
 
 def check_private_dir(directory: Path, *, fix: bool = False) -> None:
     """Refuse a socket directory that another user owns or could enter: it could hold an impostor."""
-    info = os.lstat(directory)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-        raise StoreError(
-            f"{directory} (the memory store's socket directory) is not a directory of yours; "
-            "remove it and start memory-router again."
-        )
-    if info.st_mode & 0o077:
-        if not fix:
-            raise StoreError(
-                f"{directory} (the memory store's socket directory) is open to other users; "
-                f"run `chmod 700 {directory}`."
-            )
-        os.chmod(directory, 0o700)
+    private_dirs.check_private_dir(directory, what=_SOCKET_DIR, error=StoreError, fix=fix)
